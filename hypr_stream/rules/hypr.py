@@ -1,0 +1,66 @@
+"""HYPR's P-stage (spec §4): e-prop's gradient with one pass over the eligibility per block.
+
+For a block of λ steps with incoming eligibility e_0, after the backward scan (see scan.py):
+
+    g_W  = Σ_t (q_t · c_t) ⊗ x̃_t  +  q_0 · e_0^W        one GEMM (N × Bλ)(Bλ × M') + one read
+    g_P  = Σ_t q_t · C_t          +  q_0 · e_0^P
+    e_λ^W = Φ_0 e_0^W + Σ_t (Φ_t c_t) ⊗ x̃_t             one more GEMM + one pass over e
+    e_λ^P = Φ_0 e_0^P + Σ_t Φ_t C_t
+
+λ changes speed and memory, never the gradient: it equals e-prop's for every λ.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..losses import Targets, loss_cotangent
+from ..network import RSNN, RunResult
+from ..scan import ScanMethod, backward_scan, choose_method
+from .signals import (
+    LayerEligibility,
+    block_jacobians,
+    init_eligibility,
+    learning_signals,
+    named_gradients,
+    presynaptic,
+)
+
+
+class HYPR:
+    name = "hypr"
+
+    def __init__(self, scan: ScanMethod = "auto") -> None:
+        choose_method(scan, torch.device("cpu"), 1)  # validates the name now, not mid-stream
+        self.scan = scan
+
+    def init_eligibility(self, net: RSNN, batch: int) -> list[LayerEligibility]:
+        return init_eligibility(net, batch)
+
+    @torch.no_grad()
+    def block_gradient(
+        self, net: RSNN, run: RunResult, targets: Targets, eligibility: list[LayerEligibility]
+    ) -> tuple[dict[str, Tensor], list[LayerEligibility]]:
+        jacobians = [block_jacobians(layer, tr, run.reset) for (_, layer), tr in
+                     zip(net.stack(), run.traces, strict=True)]
+        signals = learning_signals(net, [C for _, C in jacobians],
+                                   loss_cotangent(run.outputs, targets))
+        weight_grads, local_grads, new_eligibility = [], [], []
+        for (_, layer), trace, (A, C), L, e in zip(
+            net.stack(), run.traces, jacobians, signals, eligibility, strict=True
+        ):
+            x = presynaptic(layer, trace)  # [T, B, M']
+            scan = backward_scan(A, L, C, self.scan)
+            q_dot_c = (scan.q * C[..., 0]).sum(-1)  # [T, B, N]
+            g_w = torch.einsum("tbn,tbi->ni", q_dot_c, x)
+            g_w += torch.einsum("bnk,bnki->ni", scan.q0, e.weight)
+            g_p = torch.einsum("tbnk,tbnkp->np", scan.q, C)
+            g_p += torch.einsum("bnk,bnkp->np", scan.q0, e.local)
+            e_w = torch.einsum("tbnk,tbi->bnki", scan.W[..., 0], x)
+            e_w += scan.phi0 @ e.weight
+            e_p = scan.phi0 @ e.local + scan.W.sum(0)
+            weight_grads.append(g_w)
+            local_grads.append(g_p)
+            new_eligibility.append(LayerEligibility(e_w, e_p))
+        return named_gradients(net, weight_grads, local_grads), new_eligibility
