@@ -99,7 +99,9 @@ def encode_header(chunk: Chunk, arrays: Sequence[tuple[str, np.ndarray]]) -> byt
 def encode_frames(chunk: Chunk) -> list[bytes | memoryview]:
     """A chunk as ZeroMQ frames: `[header, x, (y), (mask), (boundary)]`, arrays not copied."""
     arrays = chunk_arrays(chunk)
-    return [encode_header(chunk, arrays)] + [memoryview(a.reshape(-1).view(np.uint8)) for _, a in arrays]
+    return [encode_header(chunk, arrays)] + [
+        memoryview(a.reshape(-1).view(np.uint8)) for _, a in arrays
+    ]
 
 
 def encode_stream(chunk: Chunk) -> list[bytes | memoryview]:
