@@ -1,0 +1,89 @@
+"""The microphone source through a real virtual device: ALSA's `file` plugin, read as int16.
+
+The plugin feeds a raw file into a capture stream of the `null` device, so a known recording
+arrives through PortAudio, the audio callback and the bounded queue exactly as a microphone's
+blocks would. Needs libportaudio2 (installed by .ci/run); skipped with the reason if absent.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sources import open_source
+from sources.files import read_wav
+from tests.sources.conftest import fsdd_files
+
+try:
+    import sounddevice
+except OSError as error:  # PortAudio missing
+    pytest.skip(f"sounddevice unusable: {error}", allow_module_level=True)
+
+ALSA_CONF = "/usr/share/alsa/alsa.conf"
+
+
+def known_recording(tmp_path: Path) -> np.ndarray:
+    """A real spoken digit if shared/data is here, else a generated chirp; int16 [N]."""
+    files = fsdd_files()
+    if files:
+        samples, _ = read_wav(files[0])
+        return np.round(samples[:, 0] * 32768).astype(np.int16)
+    t = np.arange(8000) / 8000
+    return (12000 * np.sin(2 * np.pi * (200 + 800 * t) * t)).astype(np.int16)
+
+
+@pytest.fixture
+def virtual_mic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An ALSA pcm `hyprmic` that captures the bytes of a raw int16 file; yields the samples."""
+    if not os.path.exists(ALSA_CONF):
+        pytest.skip(f"{ALSA_CONF} absent: no ALSA configuration to extend")
+    samples = known_recording(tmp_path)
+    raw = tmp_path / "mic.raw"
+    samples.astype("<i2").tofile(raw)
+    conf = tmp_path / "asound.conf"
+    conf.write_text(
+        'pcm.hyprnull { type null }\n'
+        f'pcm.hyprmic {{ type file slave.pcm "hyprnull" file "/dev/null" '
+        f'infile "{raw}" format "raw" }}\n'
+    )
+    monkeypatch.setenv("ALSA_CONFIG_PATH", f"{ALSA_CONF}:{conf}")
+    sounddevice._terminate()  # re-read the ALSA configuration, now with hyprmic
+    sounddevice._initialize()
+    yield samples
+    monkeypatch.delenv("ALSA_CONFIG_PATH")
+    sounddevice._terminate()
+    sounddevice._initialize()
+
+
+def test_microphone_delivers_a_known_recording_bit_exact(virtual_mic: np.ndarray) -> None:
+    received, steps = [], 0
+    with open_source("mic:hyprmic?rate=8000&blocksize=256&dtype=int16&queue_blocks=4096",
+                     timeout=5) as source:
+        for chunk in source:
+            assert chunk.x.dtype == np.float32 and chunk.x.shape == (256, 1)
+            received.append(chunk.x[:, 0])
+            steps += chunk.steps
+            if steps >= len(virtual_mic):
+                break
+    audio = np.concatenate(received)[: len(virtual_mic)]
+    assert source.counters.dropped == 0
+    assert np.array_equal(audio * 32768, virtual_mic.astype(np.float32))
+
+
+def test_a_slow_consumer_loses_blocks_that_are_counted(virtual_mic: np.ndarray) -> None:
+    with open_source("mic:hyprmic?rate=8000&blocksize=64&dtype=int16&queue_blocks=2",
+                     timeout=5) as source:
+        chunks = []
+        for chunk in source:
+            chunks.append(chunk)
+            if len(chunks) == 1:
+                time.sleep(0.5)  # the device keeps producing into a 2-block queue
+            if len(chunks) == 6:
+                break
+    seqs = [c.seq for c in chunks]
+    assert source.counters.dropped > 0
+    assert seqs[-1] + 1 - len(seqs) <= source.counters.dropped  # every gap was counted
