@@ -122,8 +122,13 @@ def test_close_from_another_thread_ends_a_blocked_consumer() -> None:
         socket.create_connection(source.address, timeout=1)
 
 
-def test_binding_beyond_loopback_needs_an_explicit_option() -> None:
+def test_binding_beyond_loopback_needs_an_explicit_option(caplog) -> None:
+    caplog.set_level("WARNING", logger="sources.wire")
     with pytest.raises(ValueError, match="allow_remote"):
         TcpSource(host="0.0.0.0")
-    with TcpSource(host="0.0.0.0", allow_remote=True) as source:
+    # 127.0.0.2 is still this machine, but not the default: it needs the opt-in and is logged.
+    with pytest.raises(ValueError, match="allow_remote"):
+        TcpSource(host="127.0.0.2")
+    with TcpSource(host="127.0.0.2", allow_remote=True) as source:
         assert source.port > 0
+    assert "binding 127.0.0.2" in caplog.text
