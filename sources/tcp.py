@@ -71,6 +71,7 @@ class TcpSource(Source):
         self.backoff, self.backoff_max = backoff, backoff_max
         self._rejections = Rejections(self.counters, f"tcp source {host}:{port}")
         self._gaps = GapCounter()
+        self._deadline: float | None = None
         self._server = _listen(host, port, allow_remote) if mode == "listen" else None
         if self._server is not None:
             self.port = self._server.getsockname()[1]
