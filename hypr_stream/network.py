@@ -136,7 +136,8 @@ class RSNN(nn.Module):
         sizes = [n_in, *hidden]
         self.n_in, self.n_out = n_in, n_out
         self.layers = nn.ModuleList(
-            SpikingLayer(model, m, n, flag) for m, n, flag in zip(sizes[:-1], hidden, flags, strict=True)
+            SpikingLayer(model, m, n, flag)
+            for m, n, flag in zip(sizes[:-1], hidden, flags, strict=True)
         )
         self.readout = SpikingLayer(readout_model, hidden[-1], n_out, recurrent=False)
 

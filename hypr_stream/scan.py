@@ -1,7 +1,7 @@
 """Backward linear scans for the P-stage (spec §4, steps 3 and 5). Knows nothing of neurons.
 
-Given per-step matrices A_1..A_T [..., d, d], vectors L_1..L_T [..., d] and column blocks
-C_1..C_T [..., d, P], compute
+Given per-step matrices A_1..A_T, vectors L_1..L_T and column blocks C_1..C_T (d×P), stored
+component-major (A [d, d, T, ...]: the long batch of small systems last and contiguous), compute
 
     q_T = L_T,   q_t = L_t + A_{t+1}^T q_{t+1},   q_0 = A_1^T q_1        (learning-signal sweep)
     Φ_t = A_T ⋯ A_{t+1} (Φ_T = I),   W_t = Φ_t C_t,   Φ_0 = A_T ⋯ A_1   (suffix products)
@@ -25,14 +25,14 @@ SCAN_METHODS = ("auto", "parallel", "sequential")
 
 
 class ScanResult(NamedTuple):
-    q: Tensor  # [T, ..., d]     q_1..q_T
-    q0: Tensor  # [..., d]       q_0
-    W: Tensor  # [T, ..., d, P]  Φ_t C_t
-    phi0: Tensor  # [..., d, d]  Φ_0
+    q: Tensor  # [d, T, ...]     q_1..q_T
+    q0: Tensor  # [d, ...]       q_0
+    W: Tensor  # [d, P, T, ...]  Φ_t C_t
+    phi0: Tensor  # [d, d, ...]  Φ_0
 
 
 def choose_method(method: ScanMethod, device: torch.device, steps: int) -> str:
-    """Resolve "auto": log depth pays off on a GPU for long subsequences; a CPU prefers O(T) work."""
+    """Resolve "auto": log depth pays off on a GPU for long subsequences; a CPU wants O(T) work."""
     if method not in SCAN_METHODS:
         raise ValueError(f"unknown scan method {method!r}; choose one of {SCAN_METHODS}")
     if method != "auto":
@@ -40,47 +40,55 @@ def choose_method(method: ScanMethod, device: torch.device, steps: int) -> str:
     return "parallel" if device.type == "cuda" and steps >= 16 else "sequential"
 
 
+def component_matmul(M: Tensor, N: Tensor) -> Tensor:
+    """Product over the leading (component) dims: M [a, b, ...] @ N [b, c, ...] -> [a, c, ...]."""
+    return (M.unsqueeze(2) * N.unsqueeze(0)).sum(1)
+
+
+def component_matvec(M: Tensor, v: Tensor) -> Tensor:
+    """M [a, b, ...] @ v [b, ...] -> [a, ...]."""
+    return (M * v.unsqueeze(0)).sum(1)
+
+
 def backward_scan(A: Tensor, L: Tensor, C: Tensor, method: ScanMethod = "auto") -> ScanResult:
     """Learning-signal sweep and suffix products over one subsequence; see the module docstring.
 
-    A [T, ..., d, d], L [T, ..., d], C [T, ..., d, P] -> ScanResult.
+    Component-major: A [d, d, T, ...], L [d, T, ...], C [d, P, T, ...] -> ScanResult.
     """
-    method = choose_method(method, A.device, A.shape[0])
+    method = choose_method(method, A.device, A.shape[2])
     if method == "parallel":
         return _parallel(A, L, C)
     return _sequential(A, L, C)
 
 
-def _matvec(M: Tensor, v: Tensor) -> Tensor:
-    return (M @ v.unsqueeze(-1)).squeeze(-1)
-
-
 def _sequential(A: Tensor, L: Tensor, C: Tensor) -> ScanResult:
-    T = A.shape[0]
+    T = A.shape[2]
+    At = A.transpose(0, 1)
     q = torch.empty_like(L)
     W = torch.empty_like(C)
-    q[T - 1] = L[T - 1]
-    W[T - 1] = C[T - 1]
-    phi = A[T - 1]  # A_T ⋯ A_{t+1} for the next (earlier) t
+    q[:, T - 1] = L[:, T - 1]
+    W[:, :, T - 1] = C[:, :, T - 1]
+    phi = A[:, :, T - 1]  # A_T ⋯ A_{t+1} for the next (earlier) t
     for t in range(T - 2, -1, -1):
-        q[t] = L[t] + _matvec(A[t + 1].transpose(-1, -2), q[t + 1])
-        W[t] = phi @ C[t]
-        phi = phi @ A[t]
-    q0 = _matvec(A[0].transpose(-1, -2), q[0])
+        q[:, t] = L[:, t] + component_matvec(At[:, :, t + 1], q[:, t + 1])
+        W[:, :, t] = component_matmul(phi, C[:, :, t])
+        phi = component_matmul(phi, A[:, :, t])
+    q0 = component_matvec(At[:, :, 0], q[:, 0])
     return ScanResult(q, q0, W, phi)
 
 
 def _parallel(A: Tensor, L: Tensor, C: Tensor) -> ScanResult:
-    T, d = A.shape[0], A.shape[-1]
-    eye = torch.eye(d, dtype=A.dtype, device=A.device).expand_as(A[:1])
-    M = torch.cat([A.transpose(-1, -2), eye], dim=0)  # element t = 0..T: A_{t+1}^T
-    v = torch.cat([torch.zeros_like(L[:1]), L], dim=0)  # element t = 0..T: L_t
+    T, d = A.shape[2], A.shape[0]
+    eye = torch.eye(d, dtype=A.dtype, device=A.device)
+    eye = eye.reshape(d, d, *[1] * (A.dim() - 2)).expand(d, d, 1, *A.shape[3:])
+    M = torch.cat([A.transpose(0, 1), eye], dim=2)  # element t = 0..T: A_{t+1}^T
+    v = torch.cat([torch.zeros_like(L[:, :1]), L], dim=1)  # element t = 0..T: L_t
     offset = 1
     while offset <= T:
-        head_M, tail_M = M[:-offset], M[offset:]
-        head_v, tail_v = v[:-offset], v[offset:]
-        v = torch.cat([head_v + _matvec(head_M, tail_v), v[-offset:]], dim=0)
-        M = torch.cat([head_M @ tail_M, M[-offset:]], dim=0)
+        head_M, tail_M = M[:, :, :-offset], M[:, :, offset:]
+        v = torch.cat([v[:, :-offset] + component_matvec(head_M, v[:, offset:]),
+                       v[:, -offset:]], dim=1)
+        M = torch.cat([component_matmul(head_M, tail_M), M[:, :, -offset:]], dim=2)
         offset *= 2
-    phi_t = M.transpose(-1, -2)  # Φ_t for t = 0..T
-    return ScanResult(v[1:], v[0], phi_t[1:] @ C, phi_t[0])
+    phi_t = M.transpose(0, 1)  # Φ_t for t = 0..T
+    return ScanResult(v[:, 1:], v[:, 0], component_matmul(phi_t[:, :, 1:], C), phi_t[:, :, 0])

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import Jacobians, NeuronModel, Params, jacobian_matrix, stack_components, uniform
+from .base import (
+    Jacobians,
+    NeuronModel,
+    Params,
+    component_matrix,
+    component_vector,
+    stack_components,
+    uniform,
+)
 from .surrogates import Surrogate
 
 
@@ -77,8 +85,8 @@ class ALIF(NeuronModel):
         def spike_row(du_: list, da_: list) -> list:
             return [psi * (x - self.beta * y) for x, y in zip(du_, da_, strict=True)]
 
-        A = jacobian_matrix([du, da, spike_row(du, da)], like=u)
+        A = component_matrix([du, da, spike_row(du, da)], like=u)
         c_u = (1.0 - alpha).expand_as(u)
-        c = stack_components(c_u, zero, psi * c_u)
-        D = jacobian_matrix([du_p, da_p, spike_row(du_p, da_p)], like=u)
+        c = component_vector([c_u, zero, psi * c_u], like=u)
+        D = component_matrix([du_p, da_p, spike_row(du_p, da_p)], like=u)
         return Jacobians(A, c, D)

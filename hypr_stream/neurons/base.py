@@ -7,9 +7,13 @@ the network as ``nn.Parameter``s of shape ``[N]`` and are passed in as a dict.
 
     s_t = F(s_{t-1}, I_t; θ)        step(I, s, params) -> (out, s_new)
 
-The learning rules need, at every step, the Jacobians of F (spec §3):
+The learning rules need, at every step, the Jacobians of F (spec §3), component-major:
 
-    A = ∂F/∂s_{t-1}  [..., d, d]     c = ∂F/∂I_t  [..., d]     D = ∂F/∂θ  [..., d, P]
+    A = ∂F/∂s_{t-1}  [d, d, ...]     c = ∂F/∂I_t  [d, ...]     D = ∂F/∂θ  [d, P, ...]
+
+Component-major (the many neurons, steps and streams last and contiguous) is how the Jacobians
+are written, one partial derivative per entry, and it makes the P-stage's d×d products plain
+elementwise arithmetic over long vectors, several times faster than batched tiny matmuls.
 
 A model may override ``jacobians`` with closed forms (fast); otherwise ``torch.func`` computes
 them from ``step`` (slower, exact), so a user's own neuron needs only its equations.
@@ -29,11 +33,11 @@ Params = dict[str, Tensor]
 
 
 class Jacobians(NamedTuple):
-    """Per-step Jacobians of F, batched over any leading dims ``...`` (time, batch, neurons)."""
+    """Per-step Jacobians of F, batched over trailing dims ``...`` (time, batch, neurons)."""
 
-    A: Tensor  # [..., d, d]  ∂s_t/∂s_{t-1}
-    c: Tensor  # [..., d]     ∂s_t/∂I_t
-    D: Tensor  # [..., d, P]  ∂s_t/∂θ_p, in the order of param_names
+    A: Tensor  # [d, d, ...]  A[i, j] = ∂s_t[i]/∂s_{t-1}[j]
+    c: Tensor  # [d, ...]     ∂s_t/∂I_t
+    D: Tensor  # [d, P, ...]  ∂s_t/∂θ_p, in the order of param_names
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,8 @@ class NeuronModel:
         raise NotImplementedError
 
     def jacobians(self, I: Tensor, s: Tensor, params: Params) -> Jacobians:
-        """Jacobians of ``step`` at (I [..., N], s [..., N, d]); see the module docstring."""
+        """Jacobians of ``step`` at (I [..., N], s [..., N, d]) as A [d, d, ..., N],
+        c [d, ..., N], D [d, P, ..., N]; see the module docstring."""
         return func_jacobians(self, I, s, params)
 
 
@@ -91,13 +96,13 @@ def func_jacobians(model: NeuronModel, I: Tensor, s: Tensor, params: Params) -> 
     flat_params = [params[n].expand(lead).reshape(-1) for n in names]
     jac = torch.func.vmap(torch.func.jacfwd(one_neuron, argnums=tuple(range(2 + len(names)))))
     J = jac(s.reshape(-1, d), I.reshape(-1), *flat_params)
-    A = J[0].reshape(*lead, d, d)
-    c = J[1].reshape(*lead, d)
+    A = J[0].reshape(*lead, d, d).movedim((-2, -1), (0, 1))
+    c = J[1].reshape(*lead, d).movedim(-1, 0)
     if names:
-        D = torch.stack(J[2:], dim=-1).reshape(*lead, d, len(names))
+        D = torch.stack(J[2:], dim=-1).reshape(*lead, d, len(names)).movedim((-2, -1), (0, 1))
     else:
-        D = I.new_zeros(*lead, d, 0)
-    return Jacobians(A, c, D)
+        D = I.new_zeros(d, 0, *lead)
+    return Jacobians(A.contiguous(), c.contiguous(), D.contiguous())
 
 
 def uniform(n: int, bounds: tuple[float, float]) -> Tensor:
@@ -111,13 +116,16 @@ def stack_components(*columns: Tensor) -> Tensor:
     return torch.stack(columns, dim=-1)
 
 
-def jacobian_matrix(rows: list[list[Tensor | float]], like: Tensor) -> Tensor:
-    """Assemble A [..., d, d] from a row-major table of tensors or scalars, broadcast to ``like``."""
+def component_vector(entries: list[Tensor | float], like: Tensor) -> Tensor:
+    """Stack per-component entries (tensors or scalars, broadcast to ``like``) into [d, ...]."""
     return torch.stack(
-        [torch.stack([torch.as_tensor(v, dtype=like.dtype, device=like.device).expand_as(like)
-                      for v in row], dim=-1) for row in rows],
-        dim=-2,
+        [torch.as_tensor(v, dtype=like.dtype, device=like.device).expand_as(like) for v in entries]
     )
+
+
+def component_matrix(rows: list[list[Tensor | float]], like: Tensor) -> Tensor:
+    """Assemble a matrix [rows, cols, ...] from a row-major table of entries (see above)."""
+    return torch.stack([component_vector(row, like) for row in rows])
 
 
 __all__ = [
@@ -126,7 +134,8 @@ __all__ = [
     "Params",
     "Surrogate",
     "func_jacobians",
-    "jacobian_matrix",
+    "component_matrix",
+    "component_vector",
     "stack_components",
     "uniform",
 ]

@@ -21,7 +21,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import Jacobians, NeuronModel, Params, jacobian_matrix, stack_components, uniform
+from .base import (
+    Jacobians,
+    NeuronModel,
+    Params,
+    component_matrix,
+    component_vector,
+    stack_components,
+    uniform,
+)
 from .surrogates import Surrogate
 
 VARIANTS = ("euler", "exact")
@@ -103,7 +111,7 @@ class BRF(NeuronModel):
         # z_t = H(u_t − θ − q_{t-1}): its row is ψ times u_t's row, minus ψ on q.
         zu, zv, zq = psi * uu, psi * uv, psi * (uq - 1.0)
         zero = torch.zeros_like(u)
-        A = jacobian_matrix(
+        A = component_matrix(
             [
                 [uu, uv, uq, zero],
                 [vu, vv, vq, zero],
@@ -113,7 +121,7 @@ class BRF(NeuronModel):
             like=u,
         )
         c_z = psi * dt
-        c = stack_components(torch.full_like(u, dt), zero, c_z, c_z)
+        c = component_vector([torch.full_like(u, dt), zero, c_z, c_z], like=u)
         z_om, z_b = psi * u_om, psi * u_b
-        D = jacobian_matrix([[u_om, u_b], [v_om, v_b], [z_om, z_b], [z_om, z_b]], like=u)
+        D = component_matrix([[u_om, u_b], [v_om, v_b], [z_om, z_b], [z_om, z_b]], like=u)
         return Jacobians(A, c, D)

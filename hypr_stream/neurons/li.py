@@ -43,9 +43,9 @@ class LI(NeuronModel):
     def jacobians(self, I: Tensor, s: Tensor, params: Params) -> Jacobians:
         alpha, dalpha = decay(params["tau"])
         u = s[..., 0]
-        A = alpha.expand_as(u)[..., None, None]
-        c = (1.0 - alpha).expand_as(u)[..., None]
-        D = (dalpha * (u - I))[..., None, None]
+        A = alpha.expand_as(u)[None, None]
+        c = (1.0 - alpha).expand_as(u)[None]
+        D = (dalpha * (u - I))[None, None]
         return Jacobians(A, c, D)
 
 
@@ -60,5 +60,5 @@ class Linear(NeuronModel):
         return I, I.unsqueeze(-1)
 
     def jacobians(self, I: Tensor, s: Tensor, params: Params) -> Jacobians:
-        A = torch.zeros_like(I)[..., None, None]
-        return Jacobians(A, torch.ones_like(I)[..., None], I.new_zeros(*I.shape, 1, 0))
+        A = torch.zeros_like(I)[None, None]
+        return Jacobians(A, torch.ones_like(I)[None], I.new_zeros(1, 0, *I.shape))

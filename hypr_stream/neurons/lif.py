@@ -12,7 +12,15 @@ import torch
 from torch import Tensor
 
 from .alif import decay
-from .base import Jacobians, NeuronModel, Params, jacobian_matrix, stack_components, uniform
+from .base import (
+    Jacobians,
+    NeuronModel,
+    Params,
+    component_matrix,
+    component_vector,
+    stack_components,
+    uniform,
+)
 from .surrogates import Surrogate
 
 
@@ -47,9 +55,9 @@ class LIF(NeuronModel):
         u_new = alpha * u + (1.0 - alpha) * I - self.b0 * z
         psi = self.surrogate.grad(u_new - self.b0)
         du = [alpha.expand_as(u), torch.full_like(u, -self.b0)]
-        A = jacobian_matrix([du, [psi * x for x in du]], like=u)
+        A = component_matrix([du, [psi * x for x in du]], like=u)
         c_u = (1.0 - alpha).expand_as(u)
-        c = stack_components(c_u, psi * c_u)
+        c = component_vector([c_u, psi * c_u], like=u)
         du_tau = dalpha * (u - I)
-        D = jacobian_matrix([[du_tau], [psi * du_tau]], like=u)
+        D = component_matrix([[du_tau], [psi * du_tau]], like=u)
         return Jacobians(A, c, D)

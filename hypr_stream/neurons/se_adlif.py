@@ -17,7 +17,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import Jacobians, NeuronModel, Params, jacobian_matrix, stack_components, uniform
+from .base import (
+    Jacobians,
+    NeuronModel,
+    Params,
+    component_matrix,
+    component_vector,
+    stack_components,
+    uniform,
+)
 from .surrogates import Slayer, Surrogate
 
 
@@ -94,12 +102,12 @@ class SEAdLIF(NeuronModel):
 
         du, dw, dz = rows(pre_s)
         dw[1] = dw[1] + beta
-        A = jacobian_matrix([du, dw, dz], like=u)
+        A = component_matrix([du, dw, dz], like=u)
         cu, cw, cz = rows([pre_i])
-        c = stack_components(cu[0], cw[0], cz[0])
+        c = component_vector([cu[0], cw[0], cz[0]], like=u)
         du, dw, dz = rows(pre_p)
         dw[1] = dw[1] + dbeta * (w - self.q * (a * u_new + b * z_new))
         dw[2] = dw[2] + gain * u_new
         dw[3] = dw[3] + gain * z_new
-        D = jacobian_matrix([du, dw, dz], like=u)
+        D = component_matrix([du, dw, dz], like=u)
         return Jacobians(A, c, D)

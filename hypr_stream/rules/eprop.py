@@ -14,13 +14,18 @@ from torch import Tensor
 
 from ..losses import Targets, loss_cotangent
 from ..network import RSNN, RunResult
+from ..scan import component_matmul
 from .signals import (
     LayerEligibility,
+    add_outer_,
     block_jacobians,
+    contract,
     init_eligibility,
     learning_signals,
+    local_contract,
     named_gradients,
     presynaptic,
+    propagate,
 )
 
 
@@ -45,13 +50,12 @@ class EProp:
             x = presynaptic(layer, trace)
             e_w, e_p = e
             g_w = x.new_zeros(layer.n, layer.presynaptic_size)
-            g_p = x.new_zeros(layer.n, C.shape[-1])
+            g_p = x.new_zeros(layer.n, C.shape[1])
             for t in range(x.shape[0]):
-                e_w = A[t] @ e_w
-                e_w += C[t, ..., 0, None] * x[t, :, None, None, :]
-                e_p = A[t] @ e_p + C[t]
-                g_w += torch.einsum("bnk,bnki->ni", L[t], e_w)
-                g_p += torch.einsum("bnk,bnkp->np", L[t], e_p)
+                e_w = add_outer_(propagate(A[:, :, t], e_w), C[:, 0, t : t + 1], x[t : t + 1])
+                e_p = component_matmul(A[:, :, t], e_p) + C[:, :, t]
+                g_w += contract(L[:, t], e_w)
+                g_p += local_contract(L[:, t], e_p)
             weight_grads.append(g_w)
             local_grads.append(g_p)
             new_eligibility.append(LayerEligibility(e_w, e_p))

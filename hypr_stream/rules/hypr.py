@@ -17,14 +17,18 @@ from torch import Tensor
 
 from ..losses import Targets, loss_cotangent
 from ..network import RSNN, RunResult
-from ..scan import ScanMethod, backward_scan, choose_method
+from ..scan import ScanMethod, backward_scan, choose_method, component_matmul
 from .signals import (
     LayerEligibility,
+    add_outer_,
     block_jacobians,
+    contract,
     init_eligibility,
     learning_signals,
+    local_contract,
     named_gradients,
     presynaptic,
+    propagate,
 )
 
 
@@ -52,14 +56,11 @@ class HYPR:
         ):
             x = presynaptic(layer, trace)  # [T, B, M']
             scan = backward_scan(A, L, C, self.scan)
-            q_dot_c = (scan.q * C[..., 0]).sum(-1)  # [T, B, N]
-            g_w = torch.einsum("tbn,tbi->ni", q_dot_c, x)
-            g_w += torch.einsum("bnk,bnki->ni", scan.q0, e.weight)
-            g_p = torch.einsum("tbnk,tbnkp->np", scan.q, C)
-            g_p += torch.einsum("bnk,bnkp->np", scan.q0, e.local)
-            e_w = torch.einsum("tbnk,tbi->bnki", scan.W[..., 0], x)
-            e_w += scan.phi0 @ e.weight
-            e_p = scan.phi0 @ e.local + scan.W.sum(0)
+            q_dot_c = (scan.q * C[:, 0]).sum(0).flatten(0, 1)  # [T·B, N]
+            g_w = q_dot_c.t() @ x.flatten(0, 1) + contract(scan.q0, e.weight)
+            g_p = local_contract(scan.q, C) + local_contract(scan.q0, e.local)
+            e_w = add_outer_(propagate(scan.phi0, e.weight), scan.W[:, 0], x)
+            e_p = component_matmul(scan.phi0, e.local) + scan.W.sum(2)
             weight_grads.append(g_w)
             local_grads.append(g_p)
             new_eligibility.append(LayerEligibility(e_w, e_p))

@@ -3,9 +3,10 @@
 Per layer, the eligibility (spec §3) is kept as two tensors:
 
     weight [B, N, d, M']  for [W_in | W_rec]  (presynaptic x_t, then z_{t-1} in recurrent layers)
-    local  [B, N, d, P]   for the bias and the neuron's P−1 parameters (columns of C below)
+    local  [d, P, B, N]   for the bias and the neuron's P−1 parameters (columns of C below)
 
-and a block's Jacobians as A [T, B, N, d, d] and C = [c | ∂F/∂θ] [T, B, N, d, P]. A reset of
+and a block's Jacobians component-major as A [d, d, T, B, N] and C = [c | ∂F/∂θ]
+[d, P, T, B, N]. A reset of
 stream b before step t makes s_{t-1} a constant, so A_t = 0 there: the eligibility restarts.
 
 Learning signals go top down, same step (spec §3): the readout's is dℓ/do; a layer below gets
@@ -24,7 +25,7 @@ from ..network import RSNN, LayerTrace, SpikingLayer
 
 class LayerEligibility(NamedTuple):
     weight: Tensor  # [B, N, d, M']
-    local: Tensor  # [B, N, d, P]
+    local: Tensor  # [d, P, B, N]
 
 
 def init_eligibility(net: RSNN, batch: int) -> list[LayerEligibility]:
@@ -36,7 +37,7 @@ def init_eligibility(net: RSNN, batch: int) -> list[LayerEligibility]:
         result.append(
             LayerEligibility(
                 like.new_zeros(batch, layer.n, d, layer.presynaptic_size),
-                like.new_zeros(batch, layer.n, d, P),
+                like.new_zeros(d, P, batch, layer.n),
             )
         )
     return result
@@ -52,27 +53,61 @@ def presynaptic(layer: SpikingLayer, trace: LayerTrace) -> Tensor:
 def block_jacobians(
     layer: SpikingLayer, trace: LayerTrace, reset: Tensor | None
 ) -> tuple[Tensor, Tensor]:
-    """A [T, B, N, d, d] and C = [c | ∂F/∂θ] [T, B, N, d, P] for all steps of a block at once."""
+    """A [d, d, T, B, N] and C = [c | ∂F/∂θ] [d, P, T, B, N] for all steps of a block at once."""
     A, c, D = layer.model.jacobians(trace.I, trace.s_prev, layer.neuron_params())
     if reset is not None:
-        A = A.masked_fill(reset[:, :, None, None, None], 0.0)
-    return A, torch.cat([c.unsqueeze(-1), D], dim=-1)
+        A = A.masked_fill(reset[:, :, None], 0.0)
+    return A, torch.cat([c.unsqueeze(1), D], dim=1)
 
 
 def learning_signals(net: RSNN, Cs: list[Tensor], dl_do: Tensor) -> list[Tensor]:
-    """L^{(l)}_t = ∂ℓ_t/∂s^{(l)}_t [T, B, N, d] for every layer (readout last), same step."""
+    """L^{(l)}_t = ∂ℓ_t/∂s^{(l)}_t [d, T, B, N] for every layer (readout last), same step."""
     layers = [layer for _, layer in net.stack()]
     signals: list[Tensor] = [torch.empty(0)] * len(layers)
     dl_dout = dl_do
     for idx in range(len(layers) - 1, -1, -1):
         layer = layers[idx]
-        L = dl_dout.new_zeros(*dl_dout.shape, layer.model.d)
-        L[..., layer.model.out_index] = dl_dout
+        L = dl_dout.new_zeros(layer.model.d, *dl_dout.shape)
+        L[layer.model.out_index] = dl_dout
         signals[idx] = L
         if idx > 0:
-            dl_dI = (L * Cs[idx][..., 0]).sum(-1)  # [T, B, N]
+            dl_dI = (L * Cs[idx][:, 0]).sum(0)  # [T, B, N]
             dl_dout = dl_dI @ layer.weight_in  # [T, B, N_below]
     return signals
+
+
+def propagate(M: Tensor, e: Tensor) -> Tensor:
+    """Per-neuron matrix times eligibility: M [d, d, B, N], e [B, N, d, M'] -> M e [B, N, d, M'].
+
+    One batched product over B·N small systems. M is made contiguous first (a strided batch makes
+    torch.matmul copy per batch element); the 4-d matmul measured 3× faster than a flat bmm here.
+    """
+    return M.permute(2, 3, 0, 1).contiguous() @ e
+
+
+def contract(v: Tensor, e: Tensor) -> Tensor:
+    """Σ_b Σ_k v[k, b, n] e[b, n, k, i]: v [d, B, N], e [B, N, d, M'] -> [N, M'] (one read of e)."""
+    B, N, d, width = e.shape
+    v_n = v.permute(2, 1, 0).reshape(N, 1, B * d)
+    return torch.bmm(v_n, e.transpose(0, 1).reshape(N, B * d, width)).squeeze(1)
+
+
+def local_contract(v: Tensor, C: Tensor) -> Tensor:
+    """Σ_k Σ_{...} v[k, ..., n] C[k, p, ..., n]: v [d, ..., N], C [d, P, ..., N] -> [N, P].
+
+    One reduction per column: einsum's generic path copied C into a permuted layout and was
+    more than ten times slower.
+    """
+    dims = tuple(range(v.dim() - 1))
+    return torch.stack([(v * C[:, p]).sum(dims) for p in range(C.shape[1])], dim=-1)
+
+
+def add_outer_(e: Tensor, u: Tensor, x: Tensor) -> Tensor:
+    """e += Σ_t u_t ⊗ x_t in place: e [B, N, d, M'], u [d, T, B, N], x [T, B, M'] (one GEMM per
+    stream, accumulated into e without a temporary of e's size)."""
+    B, N, d, width = e.shape
+    u_b = u.permute(2, 3, 0, 1).reshape(B, N * d, u.shape[1])
+    return e.view(B, N * d, width).baddbmm_(u_b, x.transpose(0, 1)).view(B, N, d, width)
 
 
 def named_gradients(
