@@ -184,3 +184,21 @@ def naive_backward_scan(
     q_out = torch.stack([v.squeeze(-1).movedim(-1, 0) for v in q], dim=1)
     W_out = torch.stack([w.movedim((-2, -1), (0, 1)) for w in W], dim=2)
     return q_out, q0.squeeze(-1).movedim(-1, 0), W_out, phi(0).movedim((-2, -1), (0, 1))
+
+
+def random_targets(
+    T: int, B: int, n_out: int, loss: str, masked: bool, g: torch.Generator
+) -> tuple[Tensor, Tensor | None]:
+    """(y, mask) for T steps of B streams: class indices with some −1 (ce) or reals (mse), and a
+    random mask when ``masked``; the last step always keeps a target, so the loss is never empty."""
+    if loss == "ce":
+        y = torch.randint(0, n_out, (T, B), generator=g)
+        y[torch.rand(T, B, generator=g) < 0.25] = -1
+        y[-1] = torch.randint(0, n_out, (B,), generator=g)
+    else:
+        y = torch.randn(T, B, n_out, generator=g)
+    mask = None
+    if masked:
+        mask = torch.rand(T, B, generator=g) < 0.6
+        mask[-1] = True
+    return y, mask
