@@ -173,7 +173,7 @@ def test_initialisation_follows_the_spec():
     assert bool(((layer.b_offset >= 2.0) & (layer.b_offset <= 3.0)).all())
     # Xavier-uniform over fan_in = M + N for [W_in | W_rec] of shape [N, M + N].
     bound = (6.0 / (30 + 50)) ** 0.5
-    weights = torch.cat([layer.weight_in, layer.weight_rec], dim=1)
+    weights = torch.cat([layer.weight_in, layer.weight_rec], dim=1).detach()
     assert float(weights.abs().max()) <= bound
     assert float(weights.abs().max()) > 0.8 * bound
     assert torch.equal(layer.bias, torch.zeros(30))
