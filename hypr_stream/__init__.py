@@ -5,8 +5,21 @@ and BPTT as references, over a model-agnostic RSNN in PyTorch.
 """
 
 from .functional import gradients
+from .learner import InvalidInput, StreamLearner
 from .network import RSNN
 from .neurons import ALIF, BRF, LI, LIF, Linear, NeuronModel, SEAdLIF
 
-__all__ = ["ALIF", "BRF", "LI", "LIF", "RSNN", "Linear", "NeuronModel", "SEAdLIF", "gradients"]
+__all__ = [
+    "ALIF",
+    "BRF",
+    "LI",
+    "LIF",
+    "RSNN",
+    "InvalidInput",
+    "Linear",
+    "NeuronModel",
+    "SEAdLIF",
+    "StreamLearner",
+    "gradients",
+]
 __version__ = "0.1.0"

@@ -6,10 +6,11 @@ Layer l maps its input x_t [B, M] (stream features, or the spikes of the layer b
     s_t = F(s_{t-1}, I_t; θ)                   (the layer's neuron model)
 
 and emits its output component of s_t (spikes; the readout's potential, which is the logits).
-A run goes layer by layer over a whole block of steps: nothing flows back from a layer to the
-ones below it within a step, so each layer's feed-forward current is one GEMM for the block and
-only the recurrence is stepped. With ``trace=True`` a run also returns what the P-stage needs
-(the S-stage of spec §4): each layer's inputs, entering states and currents.
+A run goes layer by layer over a whole block of steps (nothing flows back from a layer to the
+ones below it within a step). Currents are computed one step at a time, always as a [B, M]
+product: a GEMM's rounding depends on its shape, so per-step products make a stream's outputs
+bit-identical however it is cut into chunks. With ``trace=True`` a run also returns what the
+P-stage needs (the S-stage of spec §4): each layer's inputs, entering states and currents.
 """
 
 from __future__ import annotations
@@ -74,13 +75,12 @@ class SpikingLayer(nn.Module):
     ) -> tuple[Tensor, Tensor, LayerTrace | None]:
         """x [T, B, M], s [B, N, d] -> (outputs [T, B, N], final state, trace or None)."""
         model, params, out = self.model, self.neuron_params(), self.model.out_index
-        current = nn.functional.linear(x, self.weight_in, self.bias)  # [T, B, N] in one GEMM
         reset_steps = set() if reset is None else set(reset.any(1).nonzero()[:, 0].tolist())
         outputs, entering, currents = [], [], []
         for t in range(x.shape[0]):
             if t in reset_steps:
                 s = s.masked_fill(reset[t][:, None, None], 0.0)
-            I = current[t]
+            I = nn.functional.linear(x[t], self.weight_in, self.bias)
             if self.recurrent:
                 I = I + nn.functional.linear(s[..., out], self.weight_rec)
             if trace:
@@ -135,6 +135,11 @@ class RSNN(nn.Module):
         readout_model = build_model(readout, READOUTS, "readout", **(readout_options or {}))
         sizes = [n_in, *hidden]
         self.n_in, self.n_out = n_in, n_out
+        self.config = _plain_config(
+            n_in=n_in, hidden=hidden, n_out=n_out, neuron=neuron, recurrent=flags,
+            readout=readout, readout_options=dict(readout_options or {}),
+            model_options=dict(model_options),
+        )
         self.layers = nn.ModuleList(
             SpikingLayer(model, m, n, flag)
             for m, n, flag in zip(sizes[:-1], hidden, flags, strict=True)
@@ -202,3 +207,17 @@ class RSNN(nn.Module):
         """Project every neuron parameter back into its valid range (after an optimizer step)."""
         for _, layer in self.stack():
             layer.constrain_()
+
+
+def _plain_config(**config: Any) -> dict[str, Any] | None:
+    """The constructor arguments if they are plain data (so a checkpoint can rebuild the net
+    without executing code), else None: a net built from model instances must be passed in."""
+
+    def plain(value: Any) -> bool:
+        if isinstance(value, (list, tuple)):
+            return all(plain(v) for v in value)
+        if isinstance(value, dict):
+            return all(isinstance(k, str) and plain(v) for k, v in value.items())
+        return value is None or isinstance(value, (str, int, float, bool))
+
+    return config if plain(config) else None
