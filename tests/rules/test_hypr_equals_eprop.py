@@ -73,7 +73,7 @@ LIVE = ["layers.0.weight_in", "layers.0.bias", "readout.bias"]
 
 @pytest.mark.parametrize("lam_kind", ["one", "ragged", "whole"])
 @pytest.mark.parametrize(("neuron", "options"), MODELS, ids=MODEL_IDS)
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(**problems)
 def test_hypr_equals_eprop_for_every_lambda(neuron, options, lam_kind, **problem):
     net, x, y, mask = build(neuron, options, **problem)
@@ -85,7 +85,7 @@ def test_hypr_equals_eprop_for_every_lambda(neuron, options, lam_kind, **problem
 
 
 @pytest.mark.parametrize(("neuron", "options"), MODELS, ids=MODEL_IDS)
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(lam=st.integers(1, 12), boundary_seed=st.integers(0, 2**16), **problems)
 def test_hypr_equals_eprop_across_sequence_boundaries(neuron, options, lam, boundary_seed,
                                                        **problem):
