@@ -45,7 +45,9 @@ def gradients(
                          "bptt takes truncation=")
     if truncation is not None and rule != "bptt":
         raise ValueError(f"truncation applies to rule 'bptt' only (got rule {rule!r})")
-    block = {"hypr": lam, "bptt": truncation, "eprop": EPROP_BLOCK}[rule] or T
+    block = {"hypr": lam, "bptt": truncation, "eprop": EPROP_BLOCK}[rule]
+    if block is None:
+        block = T
     if not isinstance(block, int) or isinstance(block, bool) or block < 1:
         name = "lam" if rule == "hypr" else "truncation"
         raise ValueError(f"{name} must be an int >= 1, got {block!r}")

@@ -42,13 +42,15 @@ class RunResult(NamedTuple):
 class SpikingLayer(nn.Module):
     """One layer: weights, bias and the neuron model's per-neuron parameters."""
 
-    def __init__(self, model: NeuronModel, n_in: int, n: int, recurrent: bool) -> None:
+    def __init__(
+        self, model: NeuronModel, n_in: int, n: int, recurrent: bool, init_gain: float = 1.0
+    ) -> None:
         super().__init__()
         self.model = model
         self.n_in, self.n, self.recurrent = n_in, n, recurrent
         # Xavier-uniform over fan_in = M + N: [W_in | W_rec] is initialised as one matrix.
         weight = torch.empty(n, n_in + (n if recurrent else 0))
-        nn.init.xavier_uniform_(weight)
+        nn.init.xavier_uniform_(weight, gain=init_gain)
         self.weight_in = nn.Parameter(weight[:, :n_in].clone())
         self.weight_rec = nn.Parameter(weight[:, n_in:].clone()) if recurrent else None
         self.bias = nn.Parameter(torch.zeros(n))
@@ -107,6 +109,8 @@ class RSNN(nn.Module):
     (e.g. ``variant="exact"``, ``omega_init=(15, 50)``, ``surrogate="slayer"``) are keyword
     arguments. ``recurrent`` is one bool or one per hidden layer. ``readout`` is "li" (leaky
     integrator, trainable τ_out) or "linear"; ``readout_options`` go to its model.
+    ``init_gain`` scales the hidden layers' Xavier-uniform initial weights: BRF integrates δ·I
+    per step (δ = 0.01), so inputs of few, brief spikes need a gain of tens to make it fire.
     ``net(x)`` takes [T, B, n_in] (or [T, n_in] for one stream) and returns [T, B, n_out].
     """
 
@@ -119,6 +123,7 @@ class RSNN(nn.Module):
         recurrent: bool | Sequence[bool] = True,
         readout: str | NeuronModel = "li",
         readout_options: dict[str, Any] | None = None,
+        init_gain: float = 1.0,
         **model_options: Any,
     ) -> None:
         super().__init__()
@@ -137,11 +142,11 @@ class RSNN(nn.Module):
         self.n_in, self.n_out = n_in, n_out
         self.config = _plain_config(
             n_in=n_in, hidden=hidden, n_out=n_out, neuron=neuron, recurrent=flags,
-            readout=readout, readout_options=dict(readout_options or {}),
+            readout=readout, readout_options=dict(readout_options or {}), init_gain=init_gain,
             model_options=dict(model_options),
         )
         self.layers = nn.ModuleList(
-            SpikingLayer(model, m, n, flag)
+            SpikingLayer(model, m, n, flag, init_gain)
             for m, n, flag in zip(sizes[:-1], hidden, flags, strict=True)
         )
         self.readout = SpikingLayer(readout_model, hidden[-1], n_out, recurrent=False)
@@ -160,13 +165,12 @@ class RSNN(nn.Module):
         """Validate x and return it as [T, B, n_in]; errors name expected and actual."""
         if not isinstance(x, Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() == 2:
-            x = x.unsqueeze(1)
-        if x.dim() != 3 or x.shape[-1] != self.n_in or x.shape[0] < 1:
+        if x.dim() not in (2, 3) or x.shape[-1] != self.n_in or x.shape[0] < 1:
             raise ValueError(
                 f"x must have shape [T, B, {self.n_in}] or [T, {self.n_in}] with T >= 1, "
                 f"got {tuple(x.shape)}"
             )
+        x = x.unsqueeze(1) if x.dim() == 2 else x
         dtype = self.readout.bias.dtype
         if x.dtype != dtype:
             raise TypeError(f"x has dtype {x.dtype} but the network's parameters are {dtype}")
@@ -198,8 +202,9 @@ class RSNN(nn.Module):
         self, x: Tensor, state: list[Tensor] | None = None, return_state: bool = False
     ) -> Tensor | tuple[Tensor, list[Tensor]]:
         """Per-step outputs [T, B, n_out] ([T, n_out] for [T, n_in] input)."""
+        checked = self.check_input(x)
         single = x.dim() == 2
-        result = self.run(self.check_input(x), state)
+        result = self.run(checked, state)
         outputs = result.outputs.squeeze(1) if single else result.outputs
         return (outputs, result.state) if return_state else outputs
 
