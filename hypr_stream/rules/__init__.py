@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..scan import ScanMethod
+import torch
+
+from ..scan import ScanMethod, choose_method
 from .base import Rule
 from .bptt import BPTT
 from .eprop import EProp
@@ -13,7 +15,8 @@ RULES = ("hypr", "eprop", "bptt")
 
 
 def make_rule(name: str, scan: ScanMethod = "auto") -> Rule:
-    """The rule called ``name``; an unknown name is an error that lists the known ones."""
+    """The rule called ``name``; an unknown name or scan method is an error naming it."""
+    choose_method(scan, torch.device("cpu"), 1)
     if name == "hypr":
         return HYPR(scan)
     if name == "eprop":

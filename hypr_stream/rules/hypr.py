@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..losses import Targets, loss_cotangent
 from ..network import RSNN, RunResult
-from ..scan import ScanMethod, backward_scan, choose_method, component_matmul
+from ..scan import ScanMethod, backward_scan, component_matmul
 from .signals import (
     LayerEligibility,
     add_outer_,
@@ -36,7 +36,6 @@ class HYPR:
     name = "hypr"
 
     def __init__(self, scan: ScanMethod = "auto") -> None:
-        choose_method(scan, torch.device("cpu"), 1)  # validates the name now, not mid-stream
         self.scan = scan
 
     def init_eligibility(self, net: RSNN, batch: int) -> list[LayerEligibility]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch import Tensor
 
@@ -232,7 +232,7 @@ def test_user_model_trains_end_to_end_with_hypr_equal_to_eprop(seed, T, lam, two
     drive_(net)
     x = 2 * torch.randn(T, 2, 3)
     y = torch.randint(0, 2, (T, 2))
-    assert hidden_spike_counts(net, x)[0] > 0
+    assume(hidden_spike_counts(net, x)[0] > 0)  # a few short draws stay silent
     eprop = hs.gradients(net, x, y, rule="eprop")
     hypr = hs.gradients(net, x, y, rule="hypr", lam=lam)
     assert_close_to_reference(hypr, eprop, 1e-9, live=["layers.0.weight_in", "layers.0.tau"])
