@@ -14,19 +14,19 @@ def test_cue_trial_follows_the_task_definition() -> None:
     for _ in range(50):
         x, y = cue_trial(rng, delay=37)
         assert x.shape == (77, 15) and x.dtype == np.float32 and y.dtype == np.int64
-        left, right = x[:20, :5], x[:20, 5:10]
-        assert ((left.sum(1) == 5) ^ (right.sum(1) == 5)).all()  # one side per evidence step
+        label = int(y[-1])
+        own, other = x[:20, 5 * label : 5 * label + 5], x[:20, 5 * (1 - label) : 5 * (2 - label)]
+        assert own.any() and not other.any()  # evidence only on the class's five channels
         assert not x[20:57].any()  # silent delay
         assert x[57:, 10:].all() and not x[57:, :10].any()  # cue on channels 10-14
-        label = int(right.sum() > left.sum())
         assert (y[57:] == label).all() and (y[:57] == -1).all()
 
 
-def test_evidence_favours_the_class_about_sixty_percent_of_the_time() -> None:
+def test_evidence_channels_fire_with_probability_p() -> None:
     x, y, mask = cue_batch(2000, delay=0, seed=1)
-    right_steps = x[:20, :, 5]
-    agree = np.where(y[-1] == 1, right_steps, 1 - right_steps).mean()
-    assert 0.6 < agree < 0.7  # p = 0.6 per step, conditioned on being the majority
+    own = np.where(y[-1][:, None] == 1, x[:20, :, 5:10].transpose(1, 0, 2).reshape(2000, -1),
+                   x[:20, :, 0:5].transpose(1, 0, 2).reshape(2000, -1))
+    assert 0.58 < own.mean() < 0.62  # p = 0.6 per channel and step
     assert 0.45 < y[-1].mean() < 0.55 and mask.sum(0).tolist() == [20] * 2000
 
 
