@@ -211,6 +211,26 @@ class StreamLearner:
         figures["latency_ms"] = self._last_latency * 1e3
         return figures
 
+    def tensor_bytes(self) -> int:
+        """Bytes held in tensors by the learner: weights, optimizer state, gradient sum, neuron
+        state, eligibility and the S-stage buffer. Constant once the buffer has filled."""
+        seen: dict[int, int] = {}
+
+        def visit(value: Any) -> None:
+            if isinstance(value, Tensor):
+                seen[value.data_ptr()] = value.numel() * value.element_size()
+            elif isinstance(value, (list, tuple)):
+                for v in value:
+                    visit(v)
+            elif isinstance(value, dict):
+                for v in value.values():
+                    visit(v)
+
+        visit([list(self.net.parameters()), self.optimizer.state_dict()["state"], self._grad,
+               self.state, self.eligibility, self.predict_state,
+               [(run.traces, run.outputs, t.y, t.mask) for run, t in self._pending]])
+        return sum(seen.values())
+
     # ------------------------------------------------------------------ internals
     def _merged_pending(self) -> tuple[RunResult, Targets]:
         if len(self._pending) == 1:
