@@ -1,0 +1,7 @@
+"""``python -m hypr_stream``: the same as the ``hypr-stream`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,417 @@
+"""The ``hypr-stream`` command (also ``python -m hypr_stream``).
+
+    hypr-stream run CONFIG.yaml [--set learner.lr=0.01 ...] [--check]
+    hypr-stream demo NAME [--short] [demo options...]     cue, digits, sensors, ecg
+    hypr-stream bench [NAME] [--list]                     scripts in benchmarks/
+    hypr-stream inspect CHECKPOINT [--json]
+
+The run loop reads top to bottom: source → front ends → learner (predict, score, learn) →
+predictions out, metrics rows (JSON lines), a progress line on stderr every ``progress_every``
+steps, a checkpoint every ``every_steps``/``every_seconds`` (atomic), plots at the end. SIGINT or
+SIGTERM stops after the current chunk: final checkpoint, metrics flushed, plots, exit 0 (a second
+signal aborts). Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import config as cfg
+from . import outputs, plots
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMOS = ("cue", "digits", "sensors", "ecg")
+RASTER_STEPS = 2000
+
+
+def log(message: str) -> None:
+    """A line on stderr, flushed (progress and notices; stdout carries results)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------- building blocks
+def open_stream(source: cfg.SourceConfig) -> tuple[Any, list[Any]]:
+    """The configured source wrapped in its front ends; also the sources to close on a signal
+    (innermost first)."""
+    from sources import open_source
+    from sources.frontends import transformed
+
+    inner = open_source(source.uri, **source.options)
+    if not source.frontend:
+        return inner, [inner]
+    stages = [cfg.frontend_class(s.kind)(**s.options) for s in source.frontend]
+    outer = transformed(inner, *stages)
+    return outer, [inner, outer]
+
+
+def build_network(network: cfg.NetworkConfig, n_in: int) -> Any:
+    from .network import RSNN
+
+    return RSNN(n_in, network.hidden, network.n_out, neuron=network.neuron,
+                recurrent=network.recurrent, readout=network.readout,
+                readout_options=network.readout_options or None,
+                init_gain=network.init_gain, **network.model_options)
+
+
+def build_learner(config: cfg.RunConfig, n_in: int) -> Any:
+    from .learner import StreamLearner
+
+    c = config.learner
+    net = build_network(config.network, n_in)
+    return StreamLearner(net, rule=c.rule, lam=c.lam, optimizer=c.optimizer, lr=c.lr,
+                         update_every=c.update_every, clip=c.clip, loss=c.loss,
+                         device=c.device, scan=c.scan, step_on_boundary=c.step_on_boundary,
+                         on_invalid=c.on_invalid, window=c.window,
+                         optimizer_options=c.optimizer_options or None)
+
+
+def save_checkpoint(learner: Any, path: str | Path, config: cfg.RunConfig,
+                    run_info: dict[str, Any]) -> Path:
+    """The learner's checkpoint with the resolved run config and run counters added, written
+    atomically (the learner writes a temporary checkpoint, which is then extended)."""
+    from . import checkpoint
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.learner.tmp")
+    try:
+        learner.save(tmp)
+        payload = checkpoint.read(tmp)
+        payload["run"] = {"config": config.to_dict(), **run_info}
+        return checkpoint.write_atomic(payload, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def resume_learner(config: cfg.RunConfig) -> Any | None:
+    """The learner from the configured checkpoint, if resuming and it exists (else None)."""
+    from .learner import StreamLearner
+
+    c = config.checkpoint
+    if not (c.path and c.resume and Path(c.path).is_file()):
+        return None
+    net = None
+    if config.network.n_in is not None:
+        net = build_network(config.network, config.network.n_in)
+    return StreamLearner.load(c.path, net=net, device=config.learner.device)
+
+
+def hidden_spikes(learner: Any, x: np.ndarray, state: list[torch.Tensor] | None,
+                  boundary: np.ndarray | None) -> np.ndarray | None:
+    """Spikes [T, N] of the last hidden layer (stream 0) when ``x`` runs from ``state``."""
+    x_t = torch.as_tensor(np.asarray(x, dtype=np.float32))[-RASTER_STEPS:]
+    x_t = x_t.unsqueeze(1) if x_t.dim() == 2 else x_t
+    reset = None
+    if boundary is not None:
+        b = torch.as_tensor(np.asarray(boundary, dtype=bool))[-RASTER_STEPS:]
+        reset = b.unsqueeze(1) if b.dim() == 1 else b
+        reset = reset.to(learner.device) if bool(reset.any()) else None
+    x_t = x_t.to(learner.device, learner.net.readout.bias.dtype)
+    with torch.no_grad():
+        run = learner.net.run(x_t, state, reset, trace=True)
+    return (run.traces[-1].x[:, 0] > 0).cpu().numpy()
+
+
+class _Stop:
+    """Turns SIGINT/SIGTERM into a clean stop: the first closes the sources (a consumer blocked
+    in a receive returns) and sets ``signal``; a second raises KeyboardInterrupt."""
+
+    def __init__(self, closables: list[Any]) -> None:
+        self.closables = closables
+        self.signal: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Stop:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(signum).name
+        for source in self.closables:
+            source.close()
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+# ---------------------------------------------------------------------- the run loop
+def run(config: cfg.RunConfig) -> dict[str, Any]:
+    """Run the configured stream until it ends, a limit is reached or a signal arrives.
+
+    Returns the summary printed as the last line of ``hypr-stream run``.
+    """
+    from .metrics import format_metrics
+
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    started = time.monotonic()
+    out = config.output
+    metrics_log = outputs.MetricsLog(out.metrics_jsonl)
+    stream, closables = open_stream(config.source)
+    learner = resume_learner(config)
+    if learner is not None:
+        log(f"resumed from {config.checkpoint.path} at step {learner.counters['steps']:,}")
+    sink = None
+    stopped_by = "source ended"
+    last_x = last_state = last_boundary = None
+    keep_raster = bool(out.plots)
+    ckpt = config.checkpoint
+    saved_at_steps, saved_at_time, checkpoints = 0, time.monotonic(), 0
+    next_progress = config.progress_every
+
+    def info() -> dict[str, Any]:
+        return {"stopped_by": stopped_by, "wall_seconds": time.monotonic() - started,
+                "checkpoints": checkpoints, "source": stream.counters.as_dict()}
+
+    try:
+        with _Stop(closables) as stop:
+            if out.predictions:
+                sink = outputs.PredictionSink(out.predictions, config.learner.loss)
+                log(f"predictions -> {sink.endpoint}")
+            if learner is not None:
+                next_progress = learner.counters["steps"] + config.progress_every
+                saved_at_steps = learner.counters["steps"]
+            for chunk in stream:
+                if learner is None:
+                    n_in = config.network.n_in or int(chunk.x.shape[-1])
+                    learner = build_learner(config, n_in)
+                if keep_raster:
+                    last_state = None if learner.state is None else list(learner.state)
+                    last_x, last_boundary = chunk.x, chunk.boundary
+                step0 = learner.counters["steps"]
+                y_out = learner.learn(chunk.x, chunk.y, chunk.mask, chunk.boundary)
+                steps = learner.counters["steps"]
+                if sink is not None and y_out is not None:
+                    sink.send(y_out, step0, chunk.seq)
+                if steps >= next_progress:
+                    next_progress = steps + config.progress_every
+                    row = metrics_log.write(outputs.metrics_row(
+                        learner.metrics, started, stream.counters.as_dict()))
+                    if not out.quiet:
+                        log(f"{format_metrics(row)} | rss {row['rss_mb']:.0f} MiB | "
+                            f"{row['elapsed_s']:.0f} s")
+                if ckpt.path and (
+                        (ckpt.every_steps and steps - saved_at_steps >= ckpt.every_steps)
+                        or (ckpt.every_seconds
+                            and time.monotonic() - saved_at_time >= ckpt.every_seconds)):
+                    save_checkpoint(learner, ckpt.path, config, info())
+                    checkpoints += 1
+                    saved_at_steps, saved_at_time = steps, time.monotonic()
+                if stop.signal:
+                    break
+                if config.max_steps and steps >= config.max_steps:
+                    stopped_by = "max_steps"
+                    break
+                if config.max_seconds and time.monotonic() - started >= config.max_seconds:
+                    stopped_by = "max_seconds"
+                    break
+            if stop.signal:
+                stopped_by = stop.signal
+                log(f"{stop.signal}: stopping after a final checkpoint")
+            elif stopped_by == "source ended" and learner is not None:
+                learner.flush()
+            summary: dict[str, Any] = {"steps": 0}
+            if learner is not None:
+                metrics = learner.metrics
+                row = metrics_log.write(outputs.metrics_row(metrics, started,
+                                                            stream.counters.as_dict()))
+                if ckpt.path:
+                    checkpoints += 1
+                    save_checkpoint(learner, ckpt.path, config, info())
+                summary = {k: row[k] for k in ("steps", "updates", "accuracy",
+                                                "accuracy_window", "loss", "loss_window",
+                                                "steps_per_second", "peak_rss_mb")}
+                if keep_raster:
+                    spikes = None
+                    if last_x is not None:
+                        spikes = hidden_spikes(learner, last_x, last_state, last_boundary)
+                    written = plots.write_plots(out.plots, metrics_log.rows, spikes)
+                    if not written:
+                        log("plots skipped: matplotlib is not installed "
+                            "(pip install 'hypr-stream[plots]')")
+                    summary["plots"] = [str(p) for p in written]
+            summary.update(info())
+            summary["checkpoint"] = ckpt.path
+            return summary
+    finally:
+        for source in reversed(closables):
+            source.close()
+        if sink is not None:
+            sink.close()
+        metrics_log.close()
+
+
+# ---------------------------------------------------------------------- inspect
+def describe_checkpoint(path: str | Path) -> dict[str, Any]:
+    """What a checkpoint holds, as plain data: network config, learner settings, counters,
+    metrics, parameter shapes, and the run config when written by ``hypr-stream run``."""
+    from . import checkpoint
+    from .metrics import Prequential
+
+    payload = checkpoint.read(path, device="cpu")
+    stream = payload.get("stream", {})
+    prequential = Prequential(payload["metrics"]["window"])
+    prequential.load_state_dict(payload["metrics"])
+    params = {k: list(v.shape) for k, v in payload["model_state"].items()}
+    info = {
+        "path": str(path),
+        "format": payload["format"],
+        "bytes": Path(path).stat().st_size,
+        "network": payload["network"]["config"],
+        "parameters": params,
+        "parameter_count": int(sum(np.prod(s) for s in params.values())),
+        "learner": payload["learner"],
+        "streams": stream.get("batch"),
+        "counters": stream.get("counters"),
+        "metrics": prequential.get(),
+    }
+    if "run" in payload:
+        info["run"] = payload["run"]
+    return outputs._plain(info)
+
+
+def format_description(info: dict[str, Any]) -> str:
+    net, learner, metrics = info["network"] or {}, info["learner"], info["metrics"]
+    lines = [f"checkpoint {info['path']} ({info['bytes']:,} bytes, {info['format']})"]
+    if net:
+        lines.append(f"network   {net['n_in']} -> {net['hidden']} {net['neuron']} -> "
+                     f"{net['n_out']} ({net['readout']} readout), recurrent {net['recurrent']}, "
+                     f"init_gain {net['init_gain']}, options {net['model_options']}")
+    else:
+        lines.append("network   built from custom model instances (pass net= to load)")
+    lines.append(f"params    {info['parameter_count']:,} in {len(info['parameters'])} tensors")
+    lines.append("learner   " + ", ".join(f"{k}={v}" for k, v in learner.items()))
+    lines.append(f"streams   {info['streams']}")
+    lines.append("counters  " + ", ".join(f"{k}={v:,}" for k, v in (info["counters"] or {}
+                                                                     ).items()))
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2%}"
+
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4f}"
+
+    lines.append(f"metrics   accuracy {pct(metrics['accuracy'])} (window "
+                 f"{pct(metrics['accuracy_window'])}), loss {num(metrics['loss'])} (window "
+                 f"{num(metrics['loss_window'])}), target steps {metrics['target_steps']:,}")
+    if "run" in info:
+        run_info = info["run"]
+        lines.append(f"run       source {run_info['config']['source']['uri']}, stopped by "
+                     f"{run_info.get('stopped_by')}, {run_info.get('wall_seconds', 0):.1f} s")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        config = cfg.load(args.config, args.set)
+    except cfg.ConfigError as err:
+        log(f"config error: {err}")
+        return 2
+    if args.check:
+        print(cfg.dump(config), end="")
+        return 0
+    try:
+        summary = run(config)
+    except (ValueError, FileNotFoundError, TypeError) as err:
+        log(f"error: {err}")
+        return 1
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+def _script(folder: str, name: str) -> Path | None:
+    base = ROOT / folder
+    for candidate in (base / f"{name}.py", base / f"bench_{name}.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
+    script = _script("demos", args.name)
+    if script is None:
+        log(f"unknown demo {args.name!r}; expected one of {list(DEMOS)} "
+            f"(looked in {ROOT / 'demos'})")
+        return 2
+    command = [sys.executable, str(script)] + (["--short"] if args.short else []) + extra
+    return subprocess.call(command, cwd=ROOT)
+
+
+def cmd_bench(args: argparse.Namespace, extra: list[str]) -> int:
+    found = sorted((ROOT / "benchmarks").glob("*.py"))
+    if args.list or not found:
+        print("\n".join(p.stem for p in found) or f"no benchmarks in {ROOT / 'benchmarks'}")
+        return 0
+    if args.name:
+        script = _script("benchmarks", args.name)
+        if script is None:
+            log(f"unknown benchmark {args.name!r}; expected one of {[p.stem for p in found]}")
+            return 2
+        found = [script]
+    status = 0
+    for script in found:
+        log(f"== {script.name}")
+        status = subprocess.call([sys.executable, str(script), *extra], cwd=ROOT) or status
+    return status
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    try:
+        info = describe_checkpoint(args.checkpoint)
+    except (FileNotFoundError, ValueError) as err:
+        log(f"error: {err}")
+        return 1
+    print(json.dumps(info, indent=2) if args.json else format_description(info))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hypr-stream", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="learn online from the stream a YAML config describes")
+    r.add_argument("config", help="YAML file (see docs/cli.md)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set learner.lr=0.01 (repeatable)")
+    r.add_argument("--check", action="store_true",
+                   help="validate and print the resolved config, then exit")
+    d = sub.add_parser("demo", help=f"run a bundled demo: {', '.join(DEMOS)}")
+    d.add_argument("name")
+    d.add_argument("--short", action="store_true", help="a quick version (used by the tests)")
+    b = sub.add_parser("bench", help="run the scripts in benchmarks/ (all, or NAME)")
+    b.add_argument("name", nargs="?")
+    b.add_argument("--list", action="store_true", help="list the benchmarks")
+    i = sub.add_parser("inspect", help="say what a checkpoint holds")
+    i.add_argument("checkpoint")
+    i.add_argument("--json", action="store_true", help="as JSON")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, extra = parser().parse_known_args(argv)
+    if extra and args.command not in ("demo", "bench"):
+        parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "run":
+        return cmd_run(args)
+    if args.command == "demo":
+        return cmd_demo(args, extra)
+    if args.command == "bench":
+        return cmd_bench(args, extra)
+    return cmd_inspect(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
