@@ -36,8 +36,10 @@ import contextvars
 import datetime
 import logging
 import os
+import queue
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -118,6 +120,45 @@ def rank_uri(host: str, base_port: int, rank: int) -> str:
     """One PULL endpoint per rank (port ``base_port + rank``, bound by the rank): the producer
     pushes stream s to the rank that owns it, so a stream's chunks always reach the same state."""
     return f"zmq+tcp://{host}:{base_port + rank}?pattern=pull"
+
+
+def run_shard(learner: DistributedStreamLearner, chunks: Iterable[Any],
+              idle_after_s: float = 1.0, prefetch: int = 8) -> int:
+    """Learn from this rank's chunks (anything with ``x``, ``y``, ``mask``, ``boundary``, e.g. a
+    ``sources`` Source) under the join policy: a reader thread fills a bounded queue; when no
+    chunk is ready for ``idle_after_s`` the rank calls ``learner.idle()`` (joins the peers' next
+    update, so they never wait on it for longer than one of their own updates), and when the
+    chunks end it calls ``learner.join()``. Returns the number of chunks learned. An error in
+    the reader is raised here, after this rank has joined."""
+    ready: queue.Queue[Any] = queue.Queue(maxsize=prefetch)
+    done, failure = object(), []
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                ready.put(chunk)
+        except BaseException as err:  # handed to the learning thread
+            failure.append(err)
+        finally:
+            ready.put(done)
+
+    reader = threading.Thread(target=read, name="hypr_stream-shard-reader", daemon=True)
+    reader.start()
+    learned = 0
+    while True:
+        try:
+            chunk = ready.get(timeout=idle_after_s)
+        except queue.Empty:
+            learner.idle()
+            continue
+        if chunk is done:
+            break
+        learner.learn(chunk.x, chunk.y, chunk.mask, chunk.boundary)
+        learned += 1
+    learner.join()
+    if failure:
+        raise failure[0]
+    return learned
 
 
 def rank_path(path: str | Path, rank: int) -> Path:

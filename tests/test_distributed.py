@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -60,6 +61,20 @@ def worker(mode: str, out: Path) -> None:
                                           failure_checkpoint=out / "failure.pt")
     x, y = all_streams()
     x, y = hd.shard(x, rank, world, dim=1), hd.shard(y, rank, world, dim=1)
+    if mode == "uneven":
+        def source():  # rank 0: 4 chunks at once; rank 1: 2 chunks, each after a pause
+            for a, b in chunks(T_STEPS)[:4 if rank == 0 else 2]:
+                if rank == 1:
+                    time.sleep(1.0)
+                yield SimpleNamespace(x=x[a:b], y=y[a:b], mask=None, boundary=None)
+
+        learned = hd.run_shard(learner, source(), idle_after_s=0.2)
+        learner.check_weights()
+        torch.save({"learned": learned, "updates": learner.counters["updates"],
+                    "blocks": learner.counters["blocks"], "rounds": learner.comm["rounds"]},
+                   out / f"uneven.rank{rank}.pt")
+        torch.distributed.destroy_process_group()
+        return
     for i, (a, b) in enumerate(chunks(T_STEPS)):
         if mode == "die" and rank == 1 and i == 2:
             os._exit(3)
@@ -178,6 +193,17 @@ def test_checksum_detects_weights_that_diverged(tmp_path):
         assert r.returncode != 0
         assert "WeightsDiverged: weights differ across ranks" in r.stderr, r.stderr[-3000:]
         assert "ranks [1] disagree with rank 0" in r.stderr, rank
+
+
+def test_a_rank_with_nothing_ready_idles_and_a_finished_rank_joins(tmp_path):
+    results = launch("uneven", tmp_path)
+    for r in results:
+        assert r.returncode == 0, r.stderr[-3000:]
+    fast, slow = (torch.load(tmp_path / f"uneven.rank{r}.pt") for r in range(WORLD))
+    assert (fast["learned"], slow["learned"]) == (4, 2)
+    assert fast["rounds"] == slow["rounds"] and fast["updates"] == slow["updates"]
+    assert slow["rounds"] > slow["blocks"]  # it joined rounds with nothing of its own: idle()
+    assert fast["updates"] >= fast["blocks"]  # every block of the fast rank was applied
 
 
 def test_shard_gives_every_stream_to_exactly_one_rank():
