@@ -95,7 +95,9 @@ def func_jacobians(model: NeuronModel, I: Tensor, s: Tensor, params: Params) -> 
 
     flat_params = [params[n].expand(lead).reshape(-1) for n in names]
     jac = torch.func.vmap(torch.func.jacfwd(one_neuron, argnums=tuple(range(2 + len(names)))))
-    J = jac(s.reshape(-1, d), I.reshape(-1), *flat_params)
+    # vmap(jacfwd) promotes a Python float times a float32 tensor to float64 (torch 2.13):
+    # cast back, so the Jacobians have the network's dtype.
+    J = [j.to(s.dtype) for j in jac(s.reshape(-1, d), I.reshape(-1), *flat_params)]
     A = J[0].reshape(*lead, d, d).movedim((-2, -1), (0, 1))
     c = J[1].reshape(*lead, d).movedim(-1, 0)
     if names:

@@ -248,3 +248,13 @@ def test_user_model_eprop_equals_bptt_when_the_estimator_is_exact():
     eprop = hs.gradients(net, x, y, rule="eprop")
     assert_close_to_reference(eprop, bptt, 1e-9,
                               live=["layers.0.weight_in", "layers.0.bias", "layers.0.tau"])
+
+
+def test_torch_func_jacobians_keep_a_float32_network_in_float32():
+    """vmap(jacfwd) promotes Python-float products to float64; the fallback casts back."""
+    with torch.device("cpu"):
+        model = UserAdaptiveLIF()
+        s = torch.zeros(2, 5, model.d, dtype=torch.float32)
+        I = torch.randn(2, 5, dtype=torch.float32)
+        params = {"tau": torch.full((5,), 10.0, dtype=torch.float32)}
+        assert all(j.dtype == torch.float32 for j in model.jacobians(I, s, params))
