@@ -12,55 +12,34 @@ For a block of λ steps with incoming eligibility e_0, after the backward scan (
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from ..losses import Targets, loss_cotangent
-from ..network import RSNN, RunResult
 from ..scan import ScanMethod, backward_scan, component_matmul
 from .signals import (
+    EligibilityRule,
+    LayerBlock,
     LayerEligibility,
     add_outer_,
-    block_jacobians,
     contract,
-    init_eligibility,
-    learning_signals,
     local_contract,
-    named_gradients,
-    presynaptic,
     propagate,
 )
 
 
-class HYPR:
+class HYPR(EligibilityRule):
     name = "hypr"
 
     def __init__(self, scan: ScanMethod = "auto") -> None:
         self.scan = scan
 
-    def init_eligibility(self, net: RSNN, batch: int) -> list[LayerEligibility]:
-        return init_eligibility(net, batch)
-
-    @torch.no_grad()
-    def block_gradient(
-        self, net: RSNN, run: RunResult, targets: Targets, eligibility: list[LayerEligibility]
-    ) -> tuple[dict[str, Tensor], list[LayerEligibility]]:
-        jacobians = [block_jacobians(layer, tr, run.reset) for (_, layer), tr in
-                     zip(net.stack(), run.traces, strict=True)]
-        signals = learning_signals(net, [C for _, C in jacobians],
-                                   loss_cotangent(run.outputs, targets))
-        weight_grads, local_grads, new_eligibility = [], [], []
-        for (_, layer), trace, (A, C), L, e in zip(
-            net.stack(), run.traces, jacobians, signals, eligibility, strict=True
-        ):
-            x = presynaptic(layer, trace)  # [T, B, M']
-            scan = backward_scan(A, L, C, self.scan)
-            q_dot_c = (scan.q * C[:, 0]).sum(0).flatten(0, 1)  # [T·B, N]
-            g_w = q_dot_c.t() @ x.flatten(0, 1) + contract(scan.q0, e.weight)
-            g_p = local_contract(scan.q, C) + local_contract(scan.q0, e.local)
-            e_w = add_outer_(propagate(scan.phi0, e.weight), scan.W[:, 0], x)
-            e_p = component_matmul(scan.phi0, e.local) + scan.W.sum(2)
-            weight_grads.append(g_w)
-            local_grads.append(g_p)
-            new_eligibility.append(LayerEligibility(e_w, e_p))
-        return named_gradients(net, weight_grads, local_grads), new_eligibility
+    def layer_gradient(
+        self, block: LayerBlock, e: LayerEligibility
+    ) -> tuple[Tensor, Tensor, LayerEligibility]:
+        x, A, C, L = block
+        scan = backward_scan(A, L, C, self.scan)
+        q_dot_c = (scan.q * C[:, 0]).sum(0).flatten(0, 1)  # [T·B, N]
+        g_w = q_dot_c.t() @ x.flatten(0, 1) + contract(scan.q0, e.weight)
+        g_p = local_contract(scan.q, C) + local_contract(scan.q0, e.local)
+        e_w = add_outer_(propagate(scan.phi0, e.weight), scan.W[:, 0], x)
+        e_p = component_matmul(scan.phi0, e.local) + scan.W.sum(2)
+        return g_w, g_p, LayerEligibility(e_w, e_p)

@@ -20,7 +20,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ..network import RSNN, LayerTrace, SpikingLayer
+from ..losses import Targets, loss_cotangent
+from ..network import RSNN, LayerTrace, RunResult, SpikingLayer
 
 
 class LayerEligibility(NamedTuple):
@@ -122,3 +123,46 @@ def named_gradients(
         for p, name in enumerate(layer.local_param_names()):
             out[f"{prefix}.{name}"] = g_p[:, p]
     return out
+
+
+class LayerBlock(NamedTuple):
+    """One layer's share of a block, ready for an eligibility rule."""
+
+    x: Tensor  # [T, B, M']        presynaptic inputs [x_t, z_{t-1}]
+    A: Tensor  # [d, d, T, B, N]   ∂s_t/∂s_{t-1} (0 at resets)
+    C: Tensor  # [d, P, T, B, N]   [c | ∂F/∂θ]
+    L: Tensor  # [d, T, B, N]      learning signals
+
+
+class EligibilityRule:
+    """What e-prop and HYPR share: Jacobians, learning signals and gradient assembly for a
+    block; a subclass defines how one layer's eligibility crosses the block."""
+
+    name: str
+
+    def init_eligibility(self, net: RSNN, batch: int) -> list[LayerEligibility]:
+        return init_eligibility(net, batch)
+
+    def layer_gradient(
+        self, block: LayerBlock, e: LayerEligibility
+    ) -> tuple[Tensor, Tensor, LayerEligibility]:
+        """(g_W [N, M'], g_P [N, P], outgoing eligibility) for one layer over one block."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def block_gradient(
+        self, net: RSNN, run: RunResult, targets: Targets, eligibility: list[LayerEligibility]
+    ) -> tuple[dict[str, Tensor], list[LayerEligibility]]:
+        layers = [layer for _, layer in net.stack()]
+        jacobians = [block_jacobians(layer, trace, run.reset)
+                     for layer, trace in zip(layers, run.traces, strict=True)]
+        signals = learning_signals(net, [C for _, C in jacobians],
+                                   loss_cotangent(run.outputs, targets))
+        weight_grads, local_grads, new_eligibility = [], [], []
+        for layer, trace, (A, C), L, e in zip(layers, run.traces, jacobians, signals,
+                                              eligibility, strict=True):
+            g_w, g_p, e = self.layer_gradient(LayerBlock(presynaptic(layer, trace), A, C, L), e)
+            weight_grads.append(g_w)
+            local_grads.append(g_p)
+            new_eligibility.append(e)
+        return named_gradients(net, weight_grads, local_grads), new_eligibility
