@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 import _demo
+import numpy as np
 
 
 def write_stream(data: Path, out: Path, records: int) -> tuple[Path, float]:
