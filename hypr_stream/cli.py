@@ -347,7 +347,10 @@ def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
         log(f"unknown demo {args.name!r}; expected one of {list(DEMOS)} "
             f"(looked in {ROOT / 'demos'})")
         return 2
-    command = [sys.executable, str(script)] + (["--short"] if args.short else []) + extra
+    preset = ["--short"] if args.short else []
+    if args.name == "cue" and not args.short and not extra:
+        preset = ["--main"]  # the default main job (demos/cue.py --main)
+    command = [sys.executable, str(script), *preset, *extra]
     return subprocess.call(command, cwd=ROOT)
 
 
