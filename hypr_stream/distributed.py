@@ -327,9 +327,8 @@ class DistributedStreamLearner(StreamLearner):
         total_b, any_grad, non_finite, active = buf[-4:].tolist()
         self._active_ranks = round(active)
         if non_finite > 0:
-            self.counters["skipped_updates"] += 1
-            log.warning("rank %d: skipped an update: %d rank(s) accumulated a non-finite "
-                        "gradient", self.rank, round(non_finite))
+            self._skip_update(f"rank {self.rank}: {round(non_finite)} rank(s) accumulated a "
+                              "non-finite gradient")
             return
         if any_grad == 0 or total_b == 0:
             return

@@ -11,6 +11,7 @@ buffered steps, whatever the stream's length.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from pathlib import Path
@@ -53,6 +54,9 @@ class StreamLearner:
     ``step_on_boundary``: flush and step when a sample boundary arrives (default: batch mode only).
     ``on_invalid``: "raise" an InvalidInput, or "skip" (log, count, return None).
     ``window``: target steps in the windowed metrics.
+    ``fault_limit``: after this many updates in a row skipped for a non-finite gradient, roll
+    back to the last good weights (those last saved, else the initial ones) and restart the
+    streams' state. Streams whose neuron state turns non-finite are reset and counted.
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class StreamLearner:
         on_invalid: str = "raise",
         window: int = 1000,
         optimizer_options: dict[str, Any] | None = None,
+        fault_limit: int = 3,
     ) -> None:
         if rule not in RULES:
             raise ValueError(f"unknown learning rule {rule!r}; choose one of {RULES}")
@@ -82,6 +87,7 @@ class StreamLearner:
             raise ValueError(f"clip must be > 0 or None, got {clip!r}")
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {LOSSES}")
+        _check_count("fault_limit", fault_limit)
         if on_invalid not in INVALID_POLICIES:
             raise ValueError(f"on_invalid must be one of {INVALID_POLICIES}, got {on_invalid!r}")
         if isinstance(optimizer, str):
@@ -112,8 +118,11 @@ class StreamLearner:
         self._pending: list[tuple[RunResult, Targets]] = []
         self._grad: dict[str, Tensor] | None = None
         self._blocks_since_update = 0
+        self.fault_limit = fault_limit
         self.counters = {"steps": 0, "blocks": 0, "updates": 0, "rejected": 0,
-                         "skipped_updates": 0}
+                         "skipped_updates": 0, "state_faults": 0, "rollbacks": 0}
+        self._skips_in_a_row = 0
+        self._good = self._weights_snapshot()
         self._busy_seconds = 0.0
         self._last_latency = 0.0
 
@@ -157,7 +166,7 @@ class StreamLearner:
             piece_reset = None if reset is None else reset[start:stop]
             with torch.no_grad():
                 run = self.net.run(x_t[start:stop], self.state, piece_reset, trace=True)
-            self.state = run.state
+            self.state = self._reset_nonfinite(run.state)
             self._pending.append((run, targets[start:stop]))
             outputs.append(run.outputs)
             if self.pending_steps == self.lam:
@@ -258,6 +267,10 @@ class StreamLearner:
         self._pending = []
         grads, self.eligibility = self.rule.block_gradient(self.net, run, targets,
                                                            self.eligibility)
+        if self.eligibility is not None:
+            self.eligibility = [type(e)(*(_zero_nonfinite_streams(part, dim) for part, dim
+                                          in zip(e, (0, 2), strict=True)))
+                                for e in self.eligibility]
         self.prequential.commit(Scores.of(run.outputs, targets))
         if self._grad is None:
             self._grad = grads
@@ -275,8 +288,7 @@ class StreamLearner:
         if grads is None:
             return
         if not all(bool(torch.isfinite(g).all()) for g in grads.values()):
-            self.counters["skipped_updates"] += 1
-            log.warning("skipped an update: the accumulated gradient is not finite")
+            self._skip_update("the accumulated gradient is not finite")
             return
         params = []
         for name, p in self.net.named_parameters():
@@ -288,6 +300,44 @@ class StreamLearner:
         self.optimizer.zero_grad(set_to_none=True)
         self.net.constrain_()
         self.counters["updates"] += 1
+        self._skips_in_a_row = 0
+
+    def _skip_update(self, reason: str) -> None:
+        """Count a skipped update; after ``fault_limit`` in a row, roll back."""
+        self.counters["skipped_updates"] += 1
+        self._skips_in_a_row += 1
+        log.warning("skipped an update (%d in a row): %s", self._skips_in_a_row, reason)
+        if self._skips_in_a_row >= self.fault_limit:
+            self._roll_back()
+
+    def _roll_back(self) -> None:
+        """Restore the last good weights and optimizer state; restart every stream's state."""
+        weights, optimizer = copy.deepcopy(self._good)
+        self.net.load_state_dict(weights)
+        self.optimizer.load_state_dict(optimizer)
+        if self.batch is not None:
+            self.state = self.net.init_state(self.batch)
+            self.eligibility = self.rule.init_eligibility(self.net, self.batch)
+        self._pending, self._grad, self._blocks_since_update = [], None, 0
+        self._skips_in_a_row = 0
+        self.counters["rollbacks"] += 1
+        log.error("rolled back to the last good weights after %d non-finite updates in a row",
+                  self.fault_limit)
+
+    def _weights_snapshot(self) -> tuple[dict, dict]:
+        return (copy.deepcopy(self.net.state_dict()),
+                copy.deepcopy(self.optimizer.state_dict()))
+
+    def _reset_nonfinite(self, state: list[Tensor]) -> list[Tensor]:
+        """Zero the state of streams whose state is no longer finite (extreme inputs)."""
+        bad = torch.zeros(state[0].shape[0], dtype=torch.bool, device=state[0].device)
+        for s in state:
+            bad |= ~torch.isfinite(s).flatten(1).all(1)
+        if not bool(bad.any()):
+            return state
+        self.counters["state_faults"] += int(bad.sum())
+        log.warning("reset the state of %d stream(s): it was not finite", int(bad.sum()))
+        return [s.masked_fill(bad[:, None, None], 0.0) for s in state]
 
     def _validate(
         self, x: Any, y: Any, mask: Any, boundary: Any, check_batch: bool = True
@@ -337,7 +387,9 @@ class StreamLearner:
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: str | Path) -> Path:
-        """Write everything needed to continue exactly (atomically; see checkpoint.py)."""
+        """Write everything needed to continue exactly (atomically; see checkpoint.py). The
+        weights saved become the ones a run of non-finite updates rolls back to."""
+        self._good = self._weights_snapshot()
         stream = {
             "batch": self.batch,
             "state": self.state,
@@ -346,6 +398,7 @@ class StreamLearner:
             "predict_state": self.predict_state,
             "grad": self._grad,
             "blocks_since_update": self._blocks_since_update,
+            "skips_in_a_row": self._skips_in_a_row,
             "counters": dict(self.counters),
             "pending": None,
         }
@@ -377,7 +430,7 @@ class StreamLearner:
             "update_every": self.update_every, "clip": self.clip, "loss": self.loss,
             "scan": self.scan, "step_on_boundary": self.step_on_boundary,
             "on_invalid": self.on_invalid, "window": self.prequential.window,
-            "optimizer_options": self.optimizer_options,
+            "optimizer_options": self.optimizer_options, "fault_limit": self.fault_limit,
         }
 
     @classmethod
@@ -434,11 +487,23 @@ class StreamLearner:
         self._grad = stream["grad"]
         self._blocks_since_update = stream["blocks_since_update"]
         self.counters = dict(stream["counters"])
+        self._skips_in_a_row = stream["skips_in_a_row"]
+        self._good = self._weights_snapshot()
         pending = stream["pending"]
         if pending is not None:
             run = RunResult(pending["outputs"], pending["state"],
                             [LayerTrace(*tr) for tr in pending["traces"]], pending["reset"])
             self._pending = [(run, Targets(pending["y"], pending["mask"], self.loss))]
+
+
+def _zero_nonfinite_streams(e: Tensor, batch_dim: int) -> Tensor:
+    """Zero the eligibility of streams (along ``batch_dim``) that hold a non-finite value."""
+    finite = torch.isfinite(e).movedim(batch_dim, 0).flatten(1).all(1)
+    if bool(finite.all()):
+        return e
+    shape = [1] * e.dim()
+    shape[batch_dim] = -1
+    return e.masked_fill(~finite.view(shape), 0.0)
 
 
 def _check_count(name: str, value: Any) -> None:
