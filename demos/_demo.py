@@ -21,11 +21,19 @@ def run(config_name: str, out: str | Path, overrides: list[str]) -> dict[str, An
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.jsonl").unlink(missing_ok=True)
-    config = cfg.load(ROOT / "configs" / f"{config_name}.yaml", [
+    try:
+        config = load(config_name, out, overrides)
+    except cfg.ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    return cli.run(config)
+
+
+def load(config_name: str, out: Path, overrides: list[str]) -> cfg.RunConfig:
+    return cfg.load(ROOT / "configs" / f"{config_name}.yaml", [
         f"checkpoint.path={out / 'checkpoint.pt'}", "checkpoint.resume=false",
         f"output.metrics_jsonl={out / 'metrics.jsonl'}", f"output.plots={out / 'plots'}",
         *overrides])
-    return cli.run(config)
 
 
 def finish(result: dict[str, Any]) -> None:
