@@ -1,4 +1,4 @@
-"""Spoken digits: a stream of FSDD recordings, audio -> log-mel -> spikes -> a spiking network (ALIF) that
+"""Spoken digits: FSDD recordings, audio -> log-mel -> spikes -> a spiking network (ALIF) that
 learns online to name each digit (prequential: every frame is predicted before it is learned).
 
     hypr-stream demo digits [--short] [--data ../shared/data/fsdd] [--mic]
