@@ -77,19 +77,9 @@ def build_learner(config: cfg.RunConfig, n_in: int) -> Any:
 
 def save_checkpoint(learner: Any, path: str | Path, config: cfg.RunConfig,
                     run_info: dict[str, Any]) -> Path:
-    """The learner's checkpoint with the resolved run config and run counters added, written
-    atomically (the learner writes a temporary checkpoint, which is then extended)."""
-    from . import checkpoint
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.learner.tmp")
-    try:
-        learner.save(tmp)
-        payload = checkpoint.read(tmp)
-        payload["run"] = {"config": config.to_dict(), **run_info}
-        return checkpoint.write_atomic(payload, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """The learner's checkpoint with the resolved run config and run counters, in one atomic
+    write."""
+    return learner.save(path, extra={"config": config.to_dict(), **run_info})
 
 
 def resume_learner(config: cfg.RunConfig) -> Any | None:
@@ -278,8 +268,8 @@ def describe_checkpoint(path: str | Path) -> dict[str, Any]:
         "counters": stream.get("counters"),
         "metrics": prequential.get(),
     }
-    if "run" in payload:
-        info["run"] = payload["run"]
+    if "extra" in payload:
+        info["run"] = payload["extra"]
     return outputs._plain(info)
 
 

@@ -241,7 +241,7 @@ class DistributedStreamLearner(StreamLearner):
                 "something changed one rank's weights outside the shared update")
         return float(mine[0])
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Collective: check the weights agree, write this rank's checkpoint to
         ``rank_path(path, rank)`` and (rank 0) the manifest to ``path``.
         Returns this rank's file."""
@@ -250,7 +250,7 @@ class DistributedStreamLearner(StreamLearner):
                              device=self._comm_device())
         batches = [torch.empty_like(batch) for _ in range(self.world_size)]
         self._collective("save all_gather", dist.all_gather, batches, batch, group=self.group)
-        mine = super().save(rank_path(path, self.rank))
+        mine = super().save(rank_path(path, self.rank), extra)
         if self.rank == 0:
             checkpoint.write_atomic({
                 "format": MANIFEST_FORMAT,

@@ -57,6 +57,10 @@ class StreamLearner:
     ``fault_limit``: after this many updates in a row skipped for a non-finite gradient, roll
     back to the last good weights (those last saved, else the initial ones) and restart the
     streams' state. Streams whose neuron state turns non-finite are reset and counted.
+    ``flush_denormal``: on a CPU, flush subnormal floats to zero (process-wide, via
+    ``torch.set_flush_denormal``). Decaying states and eligibilities drift into the subnormal
+    range, where x86 arithmetic is up to 30× slower (measured on the cue task: 31 against
+    976 steps/s); values below 1e-38 (float32) carry no learning signal.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class StreamLearner:
         window: int = 1000,
         optimizer_options: dict[str, Any] | None = None,
         fault_limit: int = 3,
+        flush_denormal: bool = True,
     ) -> None:
         if rule not in RULES:
             raise ValueError(f"unknown learning rule {rule!r}; choose one of {RULES}")
@@ -100,6 +105,8 @@ class StreamLearner:
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
+        if flush_denormal and self.device.type == "cpu":
+            torch.set_flush_denormal(True)
         self.net = net.to(self.device)
         self.rule_name, self.lam, self.lr = rule, lam, lr
         self.update_every, self.clip, self.loss = update_every, clip, loss
@@ -386,9 +393,10 @@ class StreamLearner:
         return x, targets, reset, single
 
     # ------------------------------------------------------------------ checkpoints
-    def save(self, path: str | Path) -> Path:
-        """Write everything needed to continue exactly (atomically; see checkpoint.py). The
-        weights saved become the ones a run of non-finite updates rolls back to."""
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write everything needed to continue exactly (atomically; see checkpoint.py), plus
+        ``extra`` (plain data, e.g. a run's config) under the key "extra". The weights saved
+        become the ones a run of non-finite updates rolls back to."""
         self._good = self._weights_snapshot()
         stream = {
             "batch": self.batch,
@@ -420,6 +428,8 @@ class StreamLearner:
             "metrics": self.prequential.state_dict(),
             "rng": torch.get_rng_state(),
         }
+        if extra is not None:
+            payload["extra"] = extra
         return checkpoint.write_atomic(payload, path)
 
     def settings(self) -> dict[str, Any]:
