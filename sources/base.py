@@ -146,6 +146,23 @@ def split_steps(chunk: Chunk, steps: int | None) -> Iterator[Chunk]:
         )
 
 
+class Sender:
+    """The sending side of a transport: numbers chunks; subclasses define ``send_chunk``."""
+
+    seq: int = 0
+
+    def send(self, x: np.ndarray, y: np.ndarray | None = None, mask: np.ndarray | None = None,
+             boundary: np.ndarray | None = None) -> int:
+        """Send arrays as the next chunk; return its sequence number."""
+        seq = self.seq
+        self.send_chunk(Chunk(x=x, y=y, mask=mask, boundary=boundary, seq=seq))
+        self.seq += 1
+        return seq
+
+    def send_chunk(self, chunk: Chunk) -> None:
+        raise NotImplementedError
+
+
 class Pacer:
     """Holds a stream to `rate` steps per second of wall time (None: as fast as it is read).
 

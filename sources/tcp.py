@@ -15,9 +15,7 @@ import socket
 import time
 from collections.abc import Iterator
 
-import numpy as np
-
-from sources.base import Chunk, Source
+from sources.base import Chunk, Sender, Source
 from sources.wire import (
     DEFAULT_MAX_FRAME_BYTES,
     LENGTH,
@@ -191,7 +189,7 @@ class TcpSource(Source):
         return True
 
 
-class TcpSender:
+class TcpSender(Sender):
     """Sends chunks to a TcpSource, numbering them; reconnects with backoff if the link drops.
 
     mode: "connect" (default; dial a listening source) or "listen" (bind and wait for a
@@ -232,14 +230,6 @@ class TcpSender:
                 if self._server is None:
                     time.sleep(delay)
                     delay = min(delay * 2, self.backoff_max)
-
-    def send(self, x: np.ndarray, y: np.ndarray | None = None, mask: np.ndarray | None = None,
-             boundary: np.ndarray | None = None) -> int:
-        """Send arrays as the next chunk; return its sequence number."""
-        seq = self.seq
-        self.send_chunk(Chunk(x=x, y=y, mask=mask, boundary=boundary, seq=seq))
-        self.seq += 1
-        return seq
 
     def send_chunk(self, chunk: Chunk) -> None:
         """Send a chunk as it is (its own seq and timestamp)."""

@@ -22,10 +22,9 @@ import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-import numpy as np
 import zmq
 
-from sources.base import Chunk, Source
+from sources.base import Chunk, Sender, Source
 from sources.wire import (
     DEFAULT_MAX_FRAME_BYTES,
     FrameError,
@@ -129,7 +128,7 @@ class ZmqSource(Source):
             yield chunk
 
 
-class _ZmqSender:
+class _ZmqSender(Sender):
     """Common sending side: numbering, zero-copy multipart send, context ownership."""
 
     socket_type: int = zmq.PUSH
@@ -151,14 +150,6 @@ class _ZmqSender:
 
     def _prefix(self) -> list[bytes]:
         return []
-
-    def send(self, x: np.ndarray, y: np.ndarray | None = None, mask: np.ndarray | None = None,
-             boundary: np.ndarray | None = None) -> int:
-        """Send arrays as the next chunk; return its sequence number."""
-        seq = self.seq
-        self.send_chunk(Chunk(x=x, y=y, mask=mask, boundary=boundary, seq=seq))
-        self.seq += 1
-        return seq
 
     def send_chunk(self, chunk: Chunk) -> None:
         """Send a chunk as it is; large arrays go without a copy."""

@@ -202,3 +202,9 @@ def random_targets(
         mask = torch.rand(T, B, generator=g) < 0.6
         mask[-1] = True
     return y, mask
+
+
+# Every spiking model the rules must handle, as (neuron, options), with readable test ids.
+SPIKING_MODELS = [("brf", {}), ("brf", {"variant": "exact"}), ("se_adlif", {}), ("alif", {}),
+                  ("lif", {})]
+SPIKING_MODEL_IDS = ["brf-euler", "brf-exact", "se_adlif", "alif", "lif"]

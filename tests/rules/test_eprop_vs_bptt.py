@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 import hypr_stream as hs
 from tests.oracles import (
+    SPIKING_MODEL_IDS,
+    SPIKING_MODELS,
     assert_close_to_reference,
     bptt_reference,
     default_dtype,
@@ -28,9 +30,7 @@ def float64():
         yield
 
 
-MODELS = [("brf", {}), ("brf", {"variant": "exact"}), ("se_adlif", {}), ("alif", {}),
-          ("lif", {})]
-MODEL_IDS = ["brf-euler", "brf-exact", "se_adlif", "alif", "lif"]
+MODELS, MODEL_IDS = SPIKING_MODELS, SPIKING_MODEL_IDS
 HIDDEN = ["layers.0.weight_in", "layers.0.bias"]
 
 

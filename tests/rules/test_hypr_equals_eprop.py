@@ -15,6 +15,8 @@ import hypr_stream.functional
 from hypr_stream.losses import make_targets
 from hypr_stream.rules import make_rule
 from tests.oracles import (
+    SPIKING_MODEL_IDS,
+    SPIKING_MODELS,
     assert_close_to_reference,
     default_dtype,
     hidden_spike_counts,
@@ -29,9 +31,7 @@ def float64():
         yield
 
 
-MODELS = [("brf", {}), ("brf", {"variant": "exact"}), ("se_adlif", {}), ("alif", {}),
-          ("lif", {})]
-MODEL_IDS = ["brf-euler", "brf-exact", "se_adlif", "alif", "lif"]
+MODELS, MODEL_IDS = SPIKING_MODELS, SPIKING_MODEL_IDS
 
 
 def lam_for(kind: str, T: int) -> int:
