@@ -48,18 +48,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", default=None, help="write the result here")
     parser.add_argument("--out", default=None, help="write checkpoint, metrics and plots here")
     parser.add_argument("--main", action="store_true",
-                        help="the main job: --delay 1000 --streams 4 --gain 30 --trials 240 "
-                             "--last 40 --out runs/demo-cue, then --memory 1000 5000 10000")
+                        help="the main job: --delay 1000 --streams 4 --gain 30 --trials 600 "
+                             "--last 200 --out runs/demo-cue, then --memory 1000 5000 10000")
     parser.add_argument("--short", action="store_true",
-                        help="quick: --delay 50 --streams 2 --gain 30 --trials 48 --last 40 "
+                        help="quick: --delay 50 --streams 4 --gain 30 --trials 400 --last 100 "
                              "--out runs/demo-cue-short")
     parser.add_argument("--memory", type=int, nargs="*", default=None, metavar="DELAY",
                         help="after learning, peak RSS of a fresh process learning 2 rounds at "
                              "each delay with λ = 256")
     args = parser.parse_args(argv)
-    presets = {"main": dict(delay=1000, streams=4, gain=30.0, trials=240, last=40,
+    presets = {"main": dict(delay=1000, streams=4, gain=30.0, trials=600, last=200,
                             out="runs/demo-cue", memory=[1000, 5000, 10000]),
-               "short": dict(delay=50, streams=2, gain=30.0, trials=48, last=40,
+               "short": dict(delay=50, streams=4, gain=30.0, trials=400, last=100,
                              out="runs/demo-cue-short")}
     for name, preset in presets.items():
         if getattr(args, name):

@@ -35,7 +35,7 @@ def assert_outputs(result: dict, out: Path) -> None:
 
 def test_cue_short_learns_and_writes_checkpoint_and_plots(tmp_path):
     result = demo("cue", tmp_path, "--memory", "100")
-    assert result["final_accuracy_last_trials"] >= 0.65  # chance 0.5
+    assert result["final_accuracy_last_trials"] >= 0.9  # chance 0.5
     assert_outputs(result, tmp_path)
     assert result["memory"][0]["peak_rss_mb"] > 0
 
