@@ -11,9 +11,11 @@ buffered steps, whatever the stream's length.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +59,10 @@ class StreamLearner:
     ``fault_limit``: after this many updates in a row skipped for a non-finite gradient, roll
     back to the last good weights (those last saved, else the initial ones) and restart the
     streams' state. Streams whose neuron state turns non-finite are reset and counted.
-    ``flush_denormal``: on a CPU, flush subnormal floats to zero (process-wide, via
-    ``torch.set_flush_denormal``). Decaying states and eligibilities drift into the subnormal
-    range, where x86 arithmetic is up to 30× slower (measured on the cue task: 31 against
-    976 steps/s); values below 1e-38 (float32) carry no learning signal.
+    ``flush_denormal``: on a CPU, flush subnormal floats to zero while the learner computes
+    (``torch.set_flush_denormal``, restored afterwards). Decaying states and eligibilities drift
+    into the subnormal range, where x86 arithmetic is up to 30× slower (measured on the cue task:
+    31 against 976 steps/s); values below 1e-38 (float32) carry no learning signal.
     """
 
     def __init__(
@@ -105,8 +107,7 @@ class StreamLearner:
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
-        if flush_denormal and self.device.type == "cpu":
-            torch.set_flush_denormal(True)
+        self.flush_denormal = flush_denormal and self.device.type == "cpu"
         self.net = net.to(self.device)
         self.rule_name, self.lam, self.lr = rule, lam, lr
         self.update_every, self.clip, self.loss = update_every, clip, loss
@@ -148,6 +149,10 @@ class StreamLearner:
         A chunk that fails validation changes nothing: it raises InvalidInput, or with
         ``on_invalid="skip"`` is logged, counted and answered with None.
         """
+        with _denormals_flushed(self.flush_denormal):
+            return self._learn(x, y, mask, boundary)
+
+    def _learn(self, x: Any, y: Any, mask: Any, boundary: Any) -> Tensor | None:
         started = time.perf_counter()
         try:
             x_t, targets, reset, single = self._validate(x, y, mask, boundary)
@@ -202,10 +207,11 @@ class StreamLearner:
     def flush(self, step: bool = True) -> None:
         """End of a finite sequence: run the P-stage on the buffered steps now, and (if ``step``)
         apply an optimizer step with everything accumulated since the last one."""
-        if self._pending:
-            self._p_stage(allow_update=False)
-        if step:
-            self._apply_update()
+        with _denormals_flushed(self.flush_denormal):
+            if self._pending:
+                self._p_stage(allow_update=False)
+            if step:
+                self._apply_update()
 
     @property
     def pending_steps(self) -> int:
@@ -441,6 +447,7 @@ class StreamLearner:
             "scan": self.scan, "step_on_boundary": self.step_on_boundary,
             "on_invalid": self.on_invalid, "window": self.prequential.window,
             "optimizer_options": self.optimizer_options, "fault_limit": self.fault_limit,
+            "flush_denormal": self.flush_denormal,
         }
 
     @classmethod
@@ -504,6 +511,22 @@ class StreamLearner:
             run = RunResult(pending["outputs"], pending["state"],
                             [LayerTrace(*tr) for tr in pending["traces"]], pending["reset"])
             self._pending = [(run, Targets(pending["y"], pending["mask"], self.loss))]
+
+
+@contextlib.contextmanager
+def _denormals_flushed(enabled: bool) -> Iterator[None]:
+    """Flush subnormals to zero inside the block, then restore the caller's setting (torch has
+    no getter, so it is probed: 1e-30 * 1e-10 underflows to 0 only when flushing)."""
+    if not enabled:
+        yield
+        return
+    was_flushing = float(torch.tensor(1e-30) * 1e-10) == 0.0
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if not was_flushing:
+            torch.set_flush_denormal(False)
 
 
 def _zero_nonfinite_streams(e: Tensor, batch_dim: int) -> Tensor:

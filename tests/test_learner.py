@@ -268,3 +268,14 @@ def test_cue_task_is_learned_online_as_an_endless_stream_of_trials():
         correct += (out[-20:].mean(0).argmax(-1).numpy() == y[-1]).tolist()
     assert np.mean(correct[:200]) < 0.8  # it starts near chance ...
     assert np.mean(correct[-200:]) >= 0.95  # ... and learns online
+
+
+def test_subnormals_are_flushed_only_while_the_learner_computes():
+    def flushing() -> bool:
+        return float(torch.tensor(1e-30) * 1e-10) == 0.0
+
+    assert not flushing()
+    learner = hs.StreamLearner(make_net(), lam=4, device="cpu")
+    learner.learn(*stream(9, 2, torch.float64))
+    learner.flush()
+    assert not flushing()  # the caller's floating-point mode is restored
