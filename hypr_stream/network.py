@@ -79,10 +79,12 @@ class SpikingLayer(nn.Module):
         model, params, out = self.model, self.neuron_params(), self.model.out_index
         reset_steps = set() if reset is None else set(reset.any(1).nonzero()[:, 0].tolist())
         outputs, entering, currents = [], [], []
-        for t in range(x.shape[0]):
+        # unbind, not x[t]: the backward of each x[t] would fill a zero [T, B, M] gradient,
+        # making BPTT through a stacked layer quadratic in T; unbind's backward stacks once.
+        for t, x_t in enumerate(x.unbind(0)):
             if t in reset_steps:
                 s = s.masked_fill(reset[t][:, None, None], 0.0)
-            I = nn.functional.linear(x[t], self.weight_in, self.bias)
+            I = nn.functional.linear(x_t, self.weight_in, self.bias)
             if self.recurrent:
                 I = I + nn.functional.linear(s[..., out], self.weight_rec)
             if trace:
