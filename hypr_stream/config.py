@@ -10,7 +10,8 @@
 
 Everything is checked before anything starts: an unknown key or a value of the wrong type raises
 ConfigError naming the key path (``learner.lamda: unknown key (did you mean 'lam'?)``).
-``--set learner.lr=0.01`` overrides (values parsed as YAML) are applied before validation.
+``--set learner.lr=0.01`` overrides (values parsed as YAML) are applied before validation; an
+integer key part indexes a list (``--set network.hidden.0=128``).
 """
 
 from __future__ import annotations
@@ -341,23 +342,46 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set each ``a.b.c=value`` in a copy of the raw mapping (validation comes after)."""
+    """Set each ``a.b.c=value`` in a copy of the raw mapping (validation comes after).
+
+    An integer part indexes a list already in the config (``network.hidden.0=64``,
+    ``source.frontend.1.options.threshold=0.3``); it replaces an entry but never adds one, so
+    an index past the end is an error rather than a silently longer list.
+    """
     import copy
 
     data = copy.deepcopy(data)
     for text in overrides:
         parts, value = parse_override(text)
-        node = data
-        for i, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"{'.'.join(parts[: i + 1])}: is not a mapping, cannot set "
+        node: Any = data
+        for i, part in enumerate(parts):
+            where, last = ".".join(parts[:i]), i == len(parts) - 1
+            if isinstance(node, list):
+                part = _list_index(node, part, where)
+            elif not isinstance(node, dict):
+                raise ConfigError(f"{where}: is {_got(node)}, not a mapping or list; cannot set "
                                   f"{'.'.join(parts)}")
-            node = child
-        node[parts[-1]] = value
+            elif not last and node.get(part) is None:
+                if parts[i + 1].lstrip("-").isdigit():
+                    raise ConfigError(f"{'.'.join(parts[: i + 1])}: no list in the config to "
+                                      f"index with {parts[i + 1]}; set the whole list instead")
+                node[part] = {}
+            if last:
+                node[part] = value
+            else:
+                node = node[part]
     return data
+
+
+def _list_index(items: list[Any], part: str, where: str) -> int:
+    """``part`` as an index into ``items`` (the list at key path ``where``), checked."""
+    n = len(items)
+    entries = f"{n} {'entry' if n == 1 else 'entries'} (0..{n - 1})" if n else "no entries"
+    if not part.isdigit():
+        raise ConfigError(f"{where}: is a list of {entries}, expected an index, got {part!r}")
+    if int(part) >= len(items):
+        raise ConfigError(f"{where}.{part}: index out of range, the list has {entries}")
+    return int(part)
 
 
 def load(path: str | Path | None = None, overrides: list[str] | None = None,

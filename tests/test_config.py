@@ -75,3 +75,37 @@ def test_ints_are_accepted_for_floats_and_defaults_fill_the_rest():
     config = cfg.load(data={"learner": {"lr": 1}, "network": {"n_out": 3}})
     assert config.learner.lr == 1.0 and isinstance(config.learner.lr, float)
     assert config.network.n_out == 3 and config.learner.rule == "hypr"
+
+
+def test_overrides_index_into_lists_by_integer_key_parts():
+    data = {"network": {"hidden": [32, 16]},
+            "source": {"frontend": [{"kind": "logmel", "options": {"n_mels": 20}},
+                                    {"kind": "delta", "options": {"threshold": 0.5}},
+                                    {"kind": "norm"}]}}
+    config = cfg.load(data=data, overrides=[
+        "network.hidden.1=8", "source.frontend.0.options.n_mels=40",
+        "source.frontend.1.options.threshold=0.3", "source.frontend.2={kind: gain}"])
+    assert config.network.hidden == [32, 8]
+    assert config.source.frontend[0].options == {"n_mels": 40}
+    assert config.source.frontend[1] == cfg.FrontendConfig("delta", {"threshold": 0.3})
+    assert config.source.frontend[2] == cfg.FrontendConfig("gain")
+    assert data["network"]["hidden"] == [32, 16]  # the caller's mapping is left as it was
+
+
+@pytest.mark.parametrize("override, message", [
+    ("network.hidden.2=8", "network.hidden.2: index out of range, the list has 2 entries (0..1)"),
+    ("network.hidden.first=8", "network.hidden: is a list of 2 entries (0..1), expected an "
+                               "index, got 'first'"),
+    ("network.hidden.-1=8", "expected an index, got '-1'"),
+    ("source.frontend.0.kind=norm", "source.frontend.0: index out of range, the list has no "
+                                    "entries"),
+    ("network.n_out.0=3", "network.n_out: is int 2, not a mapping or list; cannot set "
+                          "network.n_out.0"),
+    ("learner.optimizer_options.0=1", "learner.optimizer_options: no list in the config to "
+                                      "index with 0"),
+])
+def test_a_list_index_that_does_not_fit_fails_naming_the_key(override, message):
+    data = {"network": {"hidden": [32, 16], "n_out": 2}, "source": {"frontend": []}}
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.load(data=data, overrides=[override])
+    assert message in str(err.value)
