@@ -66,7 +66,7 @@ FULL = {
         "alif": {"init_gain": 1.0, "options": {}},
     },
     "protocol": {"epochs": 20, "sweep_epochs": 3, "lrs": [0.003, 0.01], "batch": 32,
-                 "clip": 10.0, "seed": 0, "budget_s": 1200.0},
+                 "clip": 10.0, "seed": 0, "budget_s": 1500.0},
     "train_indices": [10, 50], "val_indices": [5, 10], "test_indices": [0, 5],
 }
 SHORT = {
