@@ -15,7 +15,9 @@ signal aborts). Exit codes: 0 done, 1 failed while running, 2 bad config or argu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -63,16 +65,29 @@ def build_network(network: cfg.NetworkConfig, n_in: int) -> Any:
                 init_gain=network.init_gain, **network.model_options)
 
 
-def build_learner(config: cfg.RunConfig, n_in: int) -> Any:
+def build_learner(config: cfg.RunConfig, n_in: int, group: Any = None) -> Any:
+    """A StreamLearner, or under torchrun (``group`` set) a DistributedStreamLearner, whose
+    construction is collective."""
     from .learner import StreamLearner
 
     c = config.learner
     net = build_network(config.network, n_in)
-    return StreamLearner(net, rule=c.rule, lam=c.lam, optimizer=c.optimizer, lr=c.lr,
-                         update_every=c.update_every, clip=c.clip, loss=c.loss,
-                         device=c.device, scan=c.scan, step_on_boundary=c.step_on_boundary,
-                         on_invalid=c.on_invalid, window=c.window,
-                         optimizer_options=c.optimizer_options or None)
+    options = dict(rule=c.rule, lam=c.lam, optimizer=c.optimizer, lr=c.lr,
+                   update_every=c.update_every, clip=c.clip, loss=c.loss, device=c.device,
+                   scan=c.scan, step_on_boundary=c.step_on_boundary, on_invalid=c.on_invalid,
+                   window=c.window, optimizer_options=c.optimizer_options or None)
+    if group is None:
+        return StreamLearner(net, **options)
+    from .distributed import DistributedStreamLearner
+
+    return DistributedStreamLearner(net, **options, group=group,
+                                    **_distributed_options(config))
+
+
+def _distributed_options(config: cfg.RunConfig) -> dict[str, Any]:
+    path = config.checkpoint.path
+    failure = None if not path else Path(path).with_suffix(".failure" + Path(path).suffix)
+    return {"check_every": config.distributed.check_every, "failure_checkpoint": failure}
 
 
 def save_checkpoint(learner: Any, path: str | Path, config: cfg.RunConfig,
@@ -82,8 +97,10 @@ def save_checkpoint(learner: Any, path: str | Path, config: cfg.RunConfig,
     return learner.save(path, extra={"config": config.to_dict(), **run_info})
 
 
-def resume_learner(config: cfg.RunConfig) -> Any | None:
-    """The learner from the configured checkpoint, if resuming and it exists (else None)."""
+def resume_learner(config: cfg.RunConfig, group: Any = None) -> Any | None:
+    """The learner from the configured checkpoint, if resuming and it exists (else None).
+    Under torchrun (``group`` set) the checkpoint is a distributed manifest, loaded
+    collectively."""
     from .learner import StreamLearner
 
     c = config.checkpoint
@@ -92,7 +109,60 @@ def resume_learner(config: cfg.RunConfig) -> Any | None:
     net = None
     if config.network.n_in is not None:
         net = build_network(config.network, config.network.n_in)
-    return StreamLearner.load(c.path, net=net, device=config.learner.device)
+    if group is None:
+        return StreamLearner.load(c.path, net=net, device=config.learner.device)
+    from .distributed import DistributedStreamLearner
+
+    return DistributedStreamLearner.load(c.path, net=net, device=config.learner.device,
+                                         group=group, **_distributed_options(config))
+
+
+class Checkpoints:
+    """When the periodic checkpoint is due (every ``every_steps`` steps and/or ``every_seconds``
+    seconds since the last one), and writing it with the run config and counters."""
+
+    def __init__(self, config: cfg.RunConfig, steps: int = 0) -> None:
+        self.config, self.c = config, config.checkpoint
+        self.saved_at_steps, self.saved_at_time, self.written = steps, time.monotonic(), 0
+
+    def due(self, steps: int) -> bool:
+        c = self.c
+        return bool(c.path) and bool(
+            (c.every_steps and steps - self.saved_at_steps >= c.every_steps)
+            or (c.every_seconds and time.monotonic() - self.saved_at_time >= c.every_seconds))
+
+    def save(self, learner: Any, run_info: dict[str, Any]) -> None:
+        """Write the checkpoint (collective under torchrun: every rank calls it together)."""
+        self.written += 1
+        save_checkpoint(learner, self.c.path, self.config, {**run_info,
+                                                            "checkpoints": self.written})
+        self.saved_at_steps, self.saved_at_time = learner.counters["steps"], time.monotonic()
+
+
+def for_rank(config: cfg.RunConfig, rank: int, world: int) -> cfg.RunConfig:
+    """Rank ``rank``'s copy of the config under torchrun: ``{rank}`` in the source URI and the
+    output paths becomes the rank; output files without it get ``.rank{r}`` before their suffix
+    on ranks > 0; plots come from rank 0 only. A ZeroMQ predictions endpoint needs ``{rank}``
+    (ranks cannot bind one port)."""
+    from .distributed import rank_path
+
+    def own(path: str | None) -> str | None:
+        if path is None or "{rank}" in path:
+            return None if path is None else path.replace("{rank}", str(rank))
+        return path if rank == 0 else str(rank_path(path, rank))
+
+    out = config.output
+    if out.predictions and out.predictions.startswith("zmq+") and "{rank}" not in \
+            out.predictions and world > 1:
+        raise ValueError("output.predictions: under torchrun every rank publishes its own "
+                         "predictions; put {rank} in the endpoint, e.g. "
+                         "zmq+tcp://127.0.0.1:600{rank}")
+    output = dataclasses.replace(out, metrics_jsonl=own(out.metrics_jsonl),
+                                 predictions=own(out.predictions),
+                                 plots=own(out.plots) if rank == 0 else None)
+    source = dataclasses.replace(config.source,
+                                 uri=config.source.uri.replace("{rank}", str(rank)))
+    return dataclasses.replace(config, output=output, source=source)
 
 
 def hidden_spikes(learner: Any, x: np.ndarray, state: list[torch.Tensor] | None,
@@ -141,8 +211,29 @@ class _Stop:
 def run(config: cfg.RunConfig) -> dict[str, Any]:
     """Run the configured stream until it ends, a limit is reached or a signal arrives.
 
+    Under ``torchrun`` (WORLD_SIZE > 1 in the environment) every rank runs this with its own
+    source (``for_rank``) and a DistributedStreamLearner: periodic checkpoints are decided
+    inside the update rounds, a rank with nothing ready idles, and a rank that stops joins
+    until every rank has stopped, then all write the final checkpoint together.
     Returns the summary printed as the last line of ``hypr-stream run``.
     """
+    from .distributed import init_from_env
+
+    group = None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        rank, world, group = init_from_env(timeout_s=config.distributed.timeout_s)
+        config = for_rank(config, rank, world)
+    try:
+        return _run(config, group)
+    finally:
+        if group is not None:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _run(config: cfg.RunConfig, group: Any) -> dict[str, Any]:
+    from .distributed import ready_or_idle, shard_chunk
     from .metrics import format_metrics
 
     torch.manual_seed(config.seed)
@@ -151,55 +242,64 @@ def run(config: cfg.RunConfig) -> dict[str, Any]:
     out = config.output
     metrics_log = outputs.MetricsLog(out.metrics_jsonl)
     stream, closables = open_stream(config.source)
-    learner = resume_learner(config)
+    learner = resume_learner(config, group)
     if learner is not None:
         log(f"resumed from {config.checkpoint.path} at step {learner.counters['steps']:,}")
+    elif group is not None:
+        if config.network.n_in is None:
+            raise ValueError("network.n_in: needed under torchrun (every rank builds the "
+                             "network together, before its first chunk)")
+        learner = build_learner(config, config.network.n_in, group)
+    rank = getattr(learner, "rank", 0)
+    prefix = f"[rank {rank}] " if group is not None else ""
     sink = None
     stopped_by = "source ended"
     last_x = last_state = last_boundary = None
     keep_raster = bool(out.plots)
-    ckpt = config.checkpoint
-    saved_at_steps, saved_at_time, checkpoints = 0, time.monotonic(), 0
+    ckpts = Checkpoints(config, learner.counters["steps"] if learner is not None else 0)
     next_progress = config.progress_every
 
     def info() -> dict[str, Any]:
         return {"stopped_by": stopped_by, "wall_seconds": time.monotonic() - started,
-                "checkpoints": checkpoints, "source": stream.counters.as_dict()}
+                "checkpoints": ckpts.written, "source": stream.counters.as_dict()}
 
+    if group is not None:  # the rounds decide when, so that every rank saves together
+        learner.save_when(lambda: ckpts.due(learner.counters["steps"]),
+                          lambda: ckpts.save(learner, info()))
+    chunks = stream if group is None else ready_or_idle(stream, config.distributed.idle_after_s)
     try:
         with _Stop(closables) as stop:
             if out.predictions:
                 sink = outputs.PredictionSink(out.predictions, config.learner.loss)
-                log(f"predictions -> {sink.endpoint}")
+                log(f"{prefix}predictions -> {sink.endpoint}")
             if learner is not None:
                 next_progress = learner.counters["steps"] + config.progress_every
-                saved_at_steps = learner.counters["steps"]
-            for chunk in stream:
-                if learner is None:
-                    n_in = config.network.n_in or int(chunk.x.shape[-1])
-                    learner = build_learner(config, n_in)
-                if keep_raster:
-                    last_state = None if learner.state is None else list(learner.state)
-                    last_x, last_boundary = chunk.x, chunk.boundary
-                step0 = learner.counters["steps"]
-                y_out = learner.learn(chunk.x, chunk.y, chunk.mask, chunk.boundary)
+            for chunk in chunks:
+                if chunk is None:  # torchrun: nothing ready on this rank
+                    learner.idle()
+                else:
+                    if config.distributed.split == "streams" and group is not None:
+                        chunk = shard_chunk(chunk, rank, learner.world_size)
+                    if learner is None:
+                        n_in = config.network.n_in or int(chunk.x.shape[-1])
+                        learner = build_learner(config, n_in)
+                    if keep_raster:
+                        last_state = None if learner.state is None else list(learner.state)
+                        last_x, last_boundary = chunk.x, chunk.boundary
+                    step0 = learner.counters["steps"]
+                    y_out = learner.learn(chunk.x, chunk.y, chunk.mask, chunk.boundary)
+                    if sink is not None and y_out is not None:
+                        sink.send(y_out, step0, chunk.seq)
                 steps = learner.counters["steps"]
-                if sink is not None and y_out is not None:
-                    sink.send(y_out, step0, chunk.seq)
                 if steps >= next_progress:
                     next_progress = steps + config.progress_every
                     row = metrics_log.write(outputs.metrics_row(
                         learner.metrics, started, stream.counters.as_dict()))
                     if not out.quiet:
-                        log(f"{format_metrics(row)} | rss {row['rss_mb']:.0f} MiB | "
+                        log(f"{prefix}{format_metrics(row)} | rss {row['rss_mb']:.0f} MiB | "
                             f"{row['elapsed_s']:.0f} s")
-                if ckpt.path and (
-                        (ckpt.every_steps and steps - saved_at_steps >= ckpt.every_steps)
-                        or (ckpt.every_seconds
-                            and time.monotonic() - saved_at_time >= ckpt.every_seconds)):
-                    save_checkpoint(learner, ckpt.path, config, info())
-                    checkpoints += 1
-                    saved_at_steps, saved_at_time = steps, time.monotonic()
+                if group is None and ckpts.due(steps):
+                    ckpts.save(learner, info())
                 if stop.signal:
                     break
                 if config.max_steps and steps >= config.max_steps:
@@ -210,7 +310,9 @@ def run(config: cfg.RunConfig) -> dict[str, Any]:
                     break
             if stop.signal:
                 stopped_by = stop.signal
-                log(f"{stop.signal}: stopping after a final checkpoint")
+                log(f"{prefix}{stop.signal}: stopping after a final checkpoint")
+            if group is not None:
+                learner.join()  # keeps joining rounds until every rank has stopped
             elif stopped_by == "source ended" and learner is not None:
                 learner.flush()
             summary: dict[str, Any] = {"steps": 0}
@@ -218,12 +320,13 @@ def run(config: cfg.RunConfig) -> dict[str, Any]:
                 metrics = learner.metrics
                 row = metrics_log.write(outputs.metrics_row(metrics, started,
                                                             stream.counters.as_dict()))
-                if ckpt.path:
-                    checkpoints += 1
-                    save_checkpoint(learner, ckpt.path, config, info())
+                if ckpts.c.path:
+                    ckpts.save(learner, info())
                 summary = {k: row[k] for k in ("steps", "updates", "accuracy",
                                                 "accuracy_window", "loss", "loss_window",
                                                 "steps_per_second", "peak_rss_mb")}
+                if group is not None:
+                    summary.update(rank=rank, world_size=learner.world_size)
                 if keep_raster:
                     spikes = None
                     if last_x is not None:
@@ -234,7 +337,7 @@ def run(config: cfg.RunConfig) -> dict[str, Any]:
                             "(pip install 'hypr-stream[plots]')")
                     summary["plots"] = [str(p) for p in written]
             summary.update(info())
-            summary["checkpoint"] = ckpt.path
+            summary["checkpoint"] = ckpts.c.path
             return summary
     finally:
         for source in reversed(closables):
@@ -314,9 +417,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.check:
         print(cfg.dump(config), end="")
         return 0
+    from .distributed import PeerFailure, WeightsDiverged
+
     try:
         summary = run(config)
-    except (ValueError, FileNotFoundError, TypeError) as err:
+    except (ValueError, FileNotFoundError, TypeError, PeerFailure, WeightsDiverged) as err:
         log(f"error: {err}")
         return 1
     print(json.dumps(summary), flush=True)

@@ -6,6 +6,7 @@
       source      SourceConfig      -> sources.open_source(uri, **options) + front ends
       checkpoint  CheckpointConfig  -> where and how often to save; resume from it
       output      OutputConfig      -> metrics JSON lines, predictions out, plots
+      distributed DistributedConfig -> under torchrun: stream split, timeouts, weight checks
       max_steps, max_seconds, progress_every, seed
 
 Everything is checked before anything starts: an unknown key or a value of the wrong type raises
@@ -109,6 +110,24 @@ class OutputConfig:
     quiet: bool = False
 
 
+SPLITS = ("none", "streams")
+
+
+@dataclass
+class DistributedConfig:
+    """Only read under ``torchrun`` (see docs/distributed.md). ``split``: "streams" gives each
+    rank its share of every chunk's B streams (all ranks open the same source), "none" learns
+    from whatever the rank's source delivers (a ``{rank}`` in ``source.uri`` picks a source per
+    rank; a ZeroMQ fan-out deals chunks out). ``timeout_s`` bounds every collective; a rank
+    with no chunk ready for ``idle_after_s`` joins its peers' next update round; the weights
+    are checksummed across ranks every ``check_every`` updates."""
+
+    split: str = "none"
+    timeout_s: float = 60.0
+    idle_after_s: float = 1.0
+    check_every: int = 100
+
+
 @dataclass
 class RunConfig:
     """Everything ``hypr-stream run`` needs. ``max_steps``/``max_seconds``: stop after that many
@@ -120,6 +139,7 @@ class RunConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
     max_steps: int | None = None
     max_seconds: float | None = None
     progress_every: int = 1000
@@ -267,7 +287,7 @@ def _check_source(c: SourceConfig, path: str) -> None:
     from sources.uri import parse_uri
 
     try:
-        parse_uri(c.uri)
+        parse_uri(c.uri.replace("{rank}", "0"))  # under torchrun each rank fills in its rank
     except ValueError as err:
         raise ConfigError(f"{path}.uri: {err}") from None
     for i, stage in enumerate(c.frontend):
@@ -294,6 +314,16 @@ def _check_output(c: OutputConfig, path: str) -> None:
                           f"zmq+ipc://path or a .jsonl file, got {c.predictions!r}")
 
 
+def _check_distributed(c: DistributedConfig, path: str) -> None:
+    if c.split not in SPLITS:
+        raise ConfigError(f"{path}.split: expected one of {list(SPLITS)}, got {c.split!r}")
+    for name in ("timeout_s", "idle_after_s"):
+        _positive(path, name, getattr(c, name), allow_none=False)
+    if c.check_every < 0:
+        raise ConfigError(f"{path}.check_every: must be >= 0 (0: only at checkpoints), got "
+                          f"{_got(c.check_every)}")
+
+
 def _check_run(c: RunConfig, path: str) -> None:
     _positive("config" if not path else path, "max_steps", c.max_steps)
     _positive("config" if not path else path, "max_seconds", c.max_seconds)
@@ -303,7 +333,8 @@ def _check_run(c: RunConfig, path: str) -> None:
 
 _CHECKS = {NetworkConfig: _check_network, LearnerConfig: _check_learner,
            SourceConfig: _check_source, CheckpointConfig: _check_checkpoint,
-           OutputConfig: _check_output, RunConfig: _check_run}
+           OutputConfig: _check_output, DistributedConfig: _check_distributed,
+           RunConfig: _check_run}
 
 
 class Gain:

@@ -8,11 +8,12 @@ update every rank applies is
     g = Σ_r B_r g_r / Σ_r B_r        (sum over the ranks that accumulated anything this round)
 
 which equals one process running all B = Σ_r B_r streams (up to the order of float additions).
-Gradients, B_r and three flags (accumulated anything, non-finite, still active) travel in one
-flat all-reduce per update round, so every rank takes the same decision: step, skip (a non-finite
-gradient anywhere skips everywhere, counted in ``counters["skipped_updates"]`` on every rank) or
-do nothing. Initial weights are broadcast from rank 0; every ``check_every`` updates a float64
-checksum of the weights is all-gathered and a difference raises ``WeightsDiverged``.
+Gradients, B_r and four flags (accumulated anything, non-finite, still active, checkpoint due)
+travel in one flat all-reduce per update round, so every rank takes the same decision: step, skip
+(a non-finite gradient anywhere skips everywhere, counted in ``counters["skipped_updates"]`` on
+every rank) or do nothing, and then save or not (``save_when``). Initial weights are broadcast
+from rank 0; every ``check_every`` updates a float64 checksum of the weights is all-gathered and
+a difference raises ``WeightsDiverged``.
 
 Rounds. Every call of ``_apply_update`` (after ``update_every`` blocks, on ``flush``, at a sample
 boundary in batch mode, from ``idle``/``join``) is one collective round, matched by order across
@@ -33,13 +34,14 @@ Launch: ``torchrun --nproc_per_node 2 script.py`` with ``init_from_env``; see do
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import datetime
 import logging
 import os
 import queue
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,6 +57,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = "hypr_stream.distributed/1"
 T = TypeVar("T")
+C = TypeVar("C")
 # Options for the constructor while StreamLearner.load (a classmethod that calls cls(...)) runs.
 _LOAD_OPTIONS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "hypr_stream_distributed_load_options", default=None)
@@ -107,6 +110,24 @@ def shard(items: Sequence[T] | Tensor, rank: int, world_size: int, dim: int = 0
     return list(items[start:stop])
 
 
+def shard_chunk(chunk: C, rank: int, world_size: int) -> C:
+    """Rank ``rank``'s share of the B streams of a chunk (a dataclass with ``x`` [T, B, C] and
+    optional ``y``, ``mask``, ``boundary`` with B on axis 1, e.g. ``sources.Chunk``): when
+    every rank opens the same source, each learns from its own streams."""
+    x = chunk.x
+    if getattr(x, "ndim", 0) != 3:
+        raise ValueError(f"splitting streams across ranks needs chunks x [T, B, C]; this source "
+                         f"delivers x of shape {tuple(getattr(x, 'shape', ()))}")
+    if x.shape[1] < world_size:
+        raise ValueError(f"the source has {x.shape[1]} streams for {world_size} ranks: every "
+                         "rank needs at least one")
+    streams = shard(range(x.shape[1]), rank, world_size)
+    cut = slice(streams[0], streams[-1] + 1)
+    parts = {name: getattr(chunk, name) for name in ("x", "y", "mask", "boundary")}
+    return dataclasses.replace(chunk, **{name: None if v is None else v[:, cut]
+                                         for name, v in parts.items()})
+
+
 def fanout_uri(host: str, port: int) -> str:
     """The source URI a rank opens to take its share of a ZeroMQ PUSH/PULL fan-out: every rank
     connects a PULL socket to the producer's bound PUSH socket
@@ -122,14 +143,12 @@ def rank_uri(host: str, base_port: int, rank: int) -> str:
     return f"zmq+tcp://{host}:{base_port + rank}?pattern=pull"
 
 
-def run_shard(learner: DistributedStreamLearner, chunks: Iterable[Any],
-              idle_after_s: float = 1.0, prefetch: int = 8) -> int:
-    """Learn from this rank's chunks (anything with ``x``, ``y``, ``mask``, ``boundary``, e.g. a
-    ``sources`` Source) under the join policy: a reader thread fills a bounded queue; when no
-    chunk is ready for ``idle_after_s`` the rank calls ``learner.idle()`` (joins the peers' next
-    update, so they never wait on it for longer than one of their own updates), and when the
-    chunks end it calls ``learner.join()``. Returns the number of chunks learned. An error in
-    the reader is raised here, after this rank has joined."""
+def ready_or_idle(chunks: Iterable[T], idle_after_s: float = 1.0, prefetch: int = 8
+                  ) -> Iterator[T | None]:
+    """``chunks`` read ahead by a thread into a bounded queue, with ``None`` in between whenever
+    no chunk has been ready for ``idle_after_s`` seconds: the caller's cue to ``idle()``. Ends
+    when ``chunks`` ends; an error in the reader is raised here, after the chunks read before
+    it."""
     ready: queue.Queue[Any] = queue.Queue(maxsize=prefetch)
     done, failure = object(), []
 
@@ -137,27 +156,48 @@ def run_shard(learner: DistributedStreamLearner, chunks: Iterable[Any],
         try:
             for chunk in chunks:
                 ready.put(chunk)
-        except BaseException as err:  # handed to the learning thread
+        except BaseException as err:  # handed to the consuming thread
             failure.append(err)
         finally:
             ready.put(done)
 
-    reader = threading.Thread(target=read, name="hypr_stream-shard-reader", daemon=True)
-    reader.start()
-    learned = 0
+    threading.Thread(target=read, name="hypr_stream-shard-reader", daemon=True).start()
     while True:
         try:
             chunk = ready.get(timeout=idle_after_s)
         except queue.Empty:
-            learner.idle()
+            yield None
             continue
         if chunk is done:
             break
+        yield chunk
+    if failure:
+        raise failure[0]
+
+
+def run_shard(learner: DistributedStreamLearner, chunks: Iterable[Any],
+              idle_after_s: float = 1.0, prefetch: int = 8) -> int:
+    """Learn from this rank's chunks (anything with ``x``, ``y``, ``mask``, ``boundary``, e.g. a
+    ``sources`` Source) under the join policy: when no chunk is ready for ``idle_after_s`` the
+    rank calls ``learner.idle()`` (joins the peers' next update, so they never wait on it for
+    longer than one of their own updates), and when the chunks end it calls
+    ``learner.join()``. Returns the number of chunks learned. An error in the reader is raised
+    here, after this rank has joined."""
+    learned, ready = 0, ready_or_idle(chunks, idle_after_s, prefetch)
+    while True:
+        try:
+            chunk = next(ready)
+        except StopIteration:
+            break
+        except Exception:  # the reader failed: join first, so no peer waits on this rank
+            learner.join()
+            raise
+        if chunk is None:
+            learner.idle()
+            continue
         learner.learn(chunk.x, chunk.y, chunk.mask, chunk.boundary)
         learned += 1
     learner.join()
-    if failure:
-        raise failure[0]
     return learned
 
 
@@ -201,6 +241,8 @@ class DistributedStreamLearner(StreamLearner):
         self._round = 0
         self._active_ranks = self.world_size
         self.comm = {"rounds": 0, "bytes": 0, "seconds": 0.0, "checks": 0}
+        self._save_due: Callable[[], bool] | None = None
+        self._save: Callable[[], Any] | None = None
         self._check_same_setup()
         self._broadcast_weights()
 
@@ -221,6 +263,15 @@ class DistributedStreamLearner(StreamLearner):
             self._apply_update()
             if self._active_ranks == 0:
                 return
+
+    def save_when(self, due: Callable[[], bool], save: Callable[[], Any]) -> None:
+        """Periodic checkpoints without a deadlock: every round each rank sends ``due()`` (its
+        own clock or step count says a checkpoint is due) with the gradients, and if any rank is
+        due, every rank calls ``save()`` right after that round. A round is the one point where
+        all ranks stand at the same place in the collective order; ``save`` must call the
+        collective ``self.save(...)``. The checkpoint then holds each rank's state after the
+        steps it had run when the round came (``counters["steps"]``), possibly mid-chunk."""
+        self._save_due, self._save = due, save
 
     def check_weights(self) -> float:
         """All-gather a float64 checksum of the weights; raise WeightsDiverged naming the ranks
@@ -303,7 +354,7 @@ class DistributedStreamLearner(StreamLearner):
 
     # ------------------------------------------------------------------ the shared update
     def _apply_update(self) -> None:
-        """One collective round: all-reduce [B_r g_r, B_r, has_grad, non_finite, active] and
+        """One collective round: all-reduce [B_r g_r, B_r, has_grad, non_finite, active, due] and
         step with Σ B_r g_r / Σ B_r on every rank (or skip, or do nothing, on every rank)."""
         grads, blocks = self._grad, self._blocks_since_update
         self._grad, self._blocks_since_update = None, 0
@@ -314,8 +365,9 @@ class DistributedStreamLearner(StreamLearner):
         weight = float(self.batch or 0) if finite else 0.0
         parts = [(grads[name] * weight if finite else torch.zeros_like(p)).reshape(-1)
                  for name, p in params]
-        flags = torch.tensor([weight, float(has), float(has and not finite), float(self._active)],
-                             dtype=like.dtype, device=like.device)
+        due = self._save_due is not None and bool(self._save_due())
+        flags = torch.tensor([weight, float(has), float(has and not finite), float(self._active),
+                              float(due)], dtype=like.dtype, device=like.device)
         buf = torch.cat([*parts, flags])
         self._round += 1
         try:
@@ -324,22 +376,22 @@ class DistributedStreamLearner(StreamLearner):
         finally:
             self.comm["rounds"] += 1
             self.comm["bytes"] += buf.numel() * buf.element_size()
-        total_b, any_grad, non_finite, active = buf[-4:].tolist()
+        total_b, any_grad, non_finite, active, any_due = buf[-5:].tolist()
         self._active_ranks = round(active)
         if non_finite > 0:
             self._skip_update(f"rank {self.rank}: {round(non_finite)} rank(s) accumulated a "
                               "non-finite gradient")
-            return
-        if any_grad == 0 or total_b == 0:
-            return
-        offset, reduced = 0, {}
-        for name, p in params:
-            reduced[name] = (buf[offset:offset + p.numel()].view_as(p) / total_b)
-            offset += p.numel()
-        self._grad = reduced
-        super()._apply_update()
-        if self.check_every and self.counters["updates"] % self.check_every == 0:
-            self.check_weights()
+        elif any_grad > 0 and total_b > 0:
+            offset, reduced = 0, {}
+            for name, p in params:
+                reduced[name] = (buf[offset:offset + p.numel()].view_as(p) / total_b)
+                offset += p.numel()
+            self._grad = reduced
+            super()._apply_update()
+            if self.check_every and self.counters["updates"] % self.check_every == 0:
+                self.check_weights()
+        if any_due > 0 and self._save is not None:
+            self._save()
 
     # ------------------------------------------------------------------ internals
     def _collective(self, what: str, fn: Any, *args: Any,

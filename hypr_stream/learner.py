@@ -181,10 +181,12 @@ class StreamLearner:
             self.state = self._reset_nonfinite(run.state)
             self._pending.append((run, targets[start:stop]))
             outputs.append(run.outputs)
+            # Counted per piece, so that a checkpoint taken inside an update round (a
+            # collective one, distributed.py) says exactly how many steps its state holds.
+            self.counters["steps"] += stop - start
             if self.pending_steps == self.lam:
                 self._p_stage()
             start = stop
-        self.counters["steps"] += x_t.shape[0]
         self._last_latency = time.perf_counter() - started
         self._busy_seconds += self._last_latency
         out = torch.cat(outputs)
