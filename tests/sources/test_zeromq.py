@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,3 +134,111 @@ def test_binding_beyond_loopback_needs_an_explicit_option() -> None:
         ZmqSource("tcp://0.0.0.0:0")
     with pytest.raises(ValueError, match="allow_remote"):
         ZmqPublisher("tcp://*:0")
+
+
+def test_a_subscriber_redials_when_libzmq_drops_it_for_an_oversize_frame() -> None:
+    # libzmq ends a connection that breaks MAXMSGSIZE and, on the dialling side, never
+    # redials by itself: without the source's own redial the subscriber would stay deaf.
+    with ZmqPublisher("tcp://127.0.0.1:0", topic="imu") as publisher:
+        with ZmqSource(publisher.endpoint, pattern="sub", topic="imu", timeout=10,
+                       max_frame_bytes=4096) as source:
+            first = _publish_until_received(publisher, source, np.zeros((2, 1), np.float32))
+            publisher.send(np.zeros((4096, 1), np.float32))  # 16 KiB > 4096: dropped
+            after = _publish_until_received(publisher, source, np.ones((8, 1), np.float32))
+    assert first.x.shape == (2, 1) and after.x.shape == (8, 1)
+    assert source.redials >= 1 and source.counters.rejected == 0
+
+
+def _publish_until_received(publisher: ZmqPublisher, source: ZmqSource, x: np.ndarray,
+                            seconds: float = 8.0) -> Chunk:
+    """Publish x every 50 ms from a thread until the source delivers a chunk shaped like it
+    (the slow joiner, and a redial, take a moment)."""
+    stop = threading.Event()
+
+    def feed() -> None:
+        while not stop.is_set():
+            publisher.send(x)
+            stop.wait(0.05)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            chunk = next(source)
+            if chunk.x.shape == x.shape:
+                return chunk
+        raise AssertionError(f"nothing shaped {x.shape} arrived in {seconds} s")
+    finally:
+        stop.set()
+        feeder.join()
+
+
+@pytest.fixture
+def keys(tmp_path):
+    """CURVE certificates as zmq.auth writes them: the learner's, an admitted sensor's (its
+    public key alone in clients/), and an intruder's that nobody admitted."""
+    import zmq.auth
+
+    made = {}
+    for name in ("learner", "sensor", "intruder"):
+        public, secret = zmq.auth.create_certificates(tmp_path, name)
+        made[name], made[f"{name}_public"] = str(secret), str(public)
+    clients = tmp_path / "clients"
+    clients.mkdir()
+    (clients / "sensor.key").write_bytes(Path(made["sensor_public"]).read_bytes())
+    made["clients"] = str(clients)
+    return made
+
+
+def test_curve_admits_only_listed_keys_and_counts_the_peers_it_refuses(keys) -> None:
+    from sources import open_source
+
+    uri = (f"zmq+tcp://127.0.0.1:0?curve_secret_key={keys['learner']}"
+           f"&curve_clients={keys['clients']}")
+    with open_source(uri, timeout=1.5) as source:
+        intruder = ZmqPusher(source.endpoint, curve_secret_key=keys["intruder"],
+                             curve_server_key=keys["learner_public"])
+        plain = ZmqPusher(source.endpoint)
+        sensor = ZmqPusher(source.endpoint, curve_secret_key=keys["sensor"],
+                           curve_server_key=keys["learner_public"])
+        try:
+            for _ in range(20):
+                intruder.send(np.full((2, 1), -1.0, np.float32))
+                plain.send(np.full((2, 1), -2.0, np.float32))
+            sensor.send(np.full((2, 1), 7.0, np.float32))
+            (chunk,) = take(source, 1)
+            with pytest.raises(TimeoutError):  # nothing else ever arrives
+                next(source)
+        finally:
+            for sender in (intruder, plain, sensor):
+                sender.close()
+    assert chunk.x[0, 0] == 7.0
+    assert source.denied >= 2 and source.counters.chunks == 1
+
+
+def test_curve_subscriber_refuses_a_wrong_key_publisher_and_takes_the_right_one(keys) -> None:
+    options = {"pattern": "sub", "topic": "imu", "curve_secret_key": keys["learner"],
+               "curve_clients": keys["clients"]}
+    server_key = keys["learner_public"]
+    with ZmqPublisher("tcp://127.0.0.1:0", topic="imu", curve_secret_key=keys["intruder"],
+                      curve_server_key=server_key) as intruder:
+        with ZmqSource(intruder.endpoint, timeout=1.0, **options) as refusing:
+            with pytest.raises(TimeoutError):
+                _publish_until_received(intruder, refusing, np.zeros((2, 1), np.float32))
+    with ZmqPublisher("tcp://127.0.0.1:0", topic="imu", curve_secret_key=keys["sensor"],
+                      curve_server_key=server_key) as sensor:
+        with ZmqSource(sensor.endpoint, timeout=10, **options) as admitting:
+            chunk = _publish_until_received(sensor, admitting, np.ones((3, 1), np.float32))
+    assert refusing.denied >= 1 and refusing.counters.chunks == 0
+    assert chunk.x.shape == (3, 1) and admitting.denied == 0
+
+
+def test_curve_options_come_in_pairs_and_name_a_missing_secret(keys) -> None:
+    with pytest.raises(ValueError, match="curve_clients"):
+        ZmqSource("tcp://127.0.0.1:0", curve_secret_key=keys["learner"])
+    with pytest.raises(ValueError, match="curve_server_key"):
+        ZmqPusher("tcp://127.0.0.1:1", curve_secret_key=keys["sensor"])
+    with pytest.raises(ValueError, match="no secret key"):
+        ZmqSource("tcp://127.0.0.1:0", curve_secret_key=keys["learner_public"],
+                  curve_clients=keys["clients"])
