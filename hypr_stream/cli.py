@@ -350,10 +350,21 @@ def _run(config: cfg.RunConfig, group: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------- inspect
 def describe_checkpoint(path: str | Path) -> dict[str, Any]:
     """What a checkpoint holds, as plain data: network config, learner settings, counters,
-    metrics, parameter shapes, and the run config when written by ``hypr-stream run``."""
+    metrics, parameter shapes, and the run config when written by ``hypr-stream run``.
+    A distributed manifest (torchrun) is described by its rank 0 file plus the manifest."""
     from . import checkpoint
+    from .distributed import MANIFEST_FORMAT
     from .metrics import Prequential
 
+    try:
+        manifest = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # missing or not loadable: checkpoint.read below says which, clearly
+        manifest = None
+    if isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT:
+        info = describe_checkpoint(Path(path).with_name(manifest["files"][0]))
+        info["distributed"] = {k: manifest[k] for k in ("world_size", "files", "batches",
+                                                         "updates")}
+        return info
     payload = checkpoint.read(path, device="cpu")
     stream = payload.get("stream", {})
     prequential = Prequential(payload["metrics"]["window"])
@@ -400,6 +411,10 @@ def format_description(info: dict[str, Any]) -> str:
     lines.append(f"metrics   accuracy {pct(metrics['accuracy'])} (window "
                  f"{pct(metrics['accuracy_window'])}), loss {num(metrics['loss'])} (window "
                  f"{num(metrics['loss_window'])}), target steps {metrics['target_steps']:,}")
+    if "distributed" in info:
+        d = info["distributed"]
+        lines.append(f"torchrun  {d['world_size']} ranks, streams per rank {d['batches']}, "
+                     f"files {', '.join(d['files'])}")
     if "run" in info:
         run_info = info["run"]
         lines.append(f"run       source {run_info['config']['source']['uri']}, stopped by "

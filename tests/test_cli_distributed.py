@@ -107,6 +107,11 @@ def test_uneven_streams_per_rank_join_checkpoint_and_resume(tmp_path):
     assert ranks[0]["checkpoints"] >= 2  # periodic ones (every 16 steps) plus the final one
     manifest = torch.load(tmp_path / "uneven" / "ckpt.pt", weights_only=True)
     assert manifest["batches"] == [2, 1] and manifest["updates"] == 16
+    inspect = subprocess.run([sys.executable, "-m", "hypr_stream", "inspect",
+                              str(tmp_path / "uneven" / "ckpt.pt")], capture_output=True,
+                             text=True, timeout=60, cwd=ROOT, env=ENV)
+    assert inspect.returncode == 0, inspect.stderr
+    assert "torchrun  2 ranks, streams per rank [2, 1]" in inspect.stdout
 
     again = torchrun(config)
     assert again.returncode == 0, again.stderr[-3000:]
