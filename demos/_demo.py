@@ -17,15 +17,17 @@ DATA = ROOT.parent / "shared" / "data"
 
 def run(config_name: str, out: str | Path, overrides: list[str]) -> dict[str, Any]:
     """Run configs/{config_name}.yaml with ``overrides``; checkpoint, metrics and plots go
-    to ``out`` (a fresh run: an old checkpoint there is replaced, not resumed)."""
+    to ``out``. A fresh run (an old checkpoint there is replaced and its metrics file emptied)
+    unless the overrides set ``checkpoint.resume=true``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.jsonl").unlink(missing_ok=True)
     try:
         config = load(config_name, out, overrides)
     except cfg.ConfigError as err:
         print(f"config error: {err}", file=sys.stderr, flush=True)
         sys.exit(2)
+    if not config.checkpoint.resume and config.output.metrics_jsonl:
+        Path(config.output.metrics_jsonl).unlink(missing_ok=True)
     return cli.run(config)
 
 

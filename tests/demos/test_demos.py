@@ -1,26 +1,45 @@
 """Each demo end to end in its short mode, as `hypr-stream demo NAME --short` in a subprocess:
 it learned (accuracy above chance by a clear margin), wrote its checkpoint and plots, exit 0.
-Plots need matplotlib (in the `test` extra)."""
+Plots need matplotlib (in the `test` extra).
+
+The digits demo also runs without FSDD (words synthesised by espeak-ng) and with --mic through
+a virtual microphone: a JACK server on its dummy backend (real time, as a sound card) whose
+player stream, in this process, is wired to the demo's input port and plays spoken digits, as
+tests/sources/test_microphone.py does within one process. (ALSA's `file` plugin, the other
+virtual device there, delivers a file faster than real time, which a live learner must drop.)
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from hypr_stream import cli
+from hypr_stream import config as cfg
+from sources.files import read_wav, resample
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 PLOTS = ("learning_curve.png", "raster.png", "memory.png")
+ESPEAK = shutil.which("espeak-ng")
+sys.path.insert(0, str(ROOT / "demos"))  # the demos import each other as scripts do
+import digits  # noqa: E402
 
 
-def demo(name: str, out: Path, *extra: str) -> dict:
+def demo(name: str, out: Path, *extra: str, env: dict[str, str] | None = None) -> dict:
     done = subprocess.run([sys.executable, "-m", "hypr_stream", "demo", name, "--short",
                            "--out", str(out), *extra], capture_output=True, text=True,
-                          timeout=400, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                          timeout=400, cwd=ROOT,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -69,3 +88,132 @@ def test_digits_short_learns_to_name_digits(tmp_path):
     result = demo("digits", tmp_path)
     assert result["accuracy_window"] >= result["chance"] + 0.1
     assert_outputs(result, tmp_path)
+
+
+@pytest.mark.skipif(ESPEAK is None, reason="espeak-ng not installed (Debian espeak-ng)")
+def test_digits_without_fsdd_learns_from_words_spoken_by_espeak_ng(tmp_path):
+    result = demo("digits", tmp_path, "--data", str(tmp_path / "absent"))
+    assert result["recordings"] == "espeak-ng"
+    assert len(list((tmp_path / "espeak").glob("[012]_*.wav"))) == 300
+    assert result["accuracy_window"] >= result["chance"] + 0.15
+    assert_outputs(result, tmp_path)
+
+
+def test_digits_skip_cleanly_without_fsdd_or_espeak_ng(tmp_path):
+    no_espeak = tmp_path / "bin"  # a PATH on which espeak-ng cannot be found
+    no_espeak.mkdir()
+    result = demo("digits", tmp_path, "--data", str(tmp_path / "absent"),
+                  env={"PATH": str(no_espeak)})
+    assert "espeak-ng is not installed" in result["skipped"]
+
+
+def spoken_digits(folder: Path, words: int) -> tuple[np.ndarray, np.ndarray]:
+    """Digits 0-2 said by espeak-ng voices the network has not heard (another seed), one after
+    another with 0.2 s gaps, at 8 kHz: int16 samples [N] and each sample's digit [N] (-1 in
+    the gaps)."""
+    digits.synthesise(ESPEAK, folder, 3, words, seed=1)
+    gap = np.zeros(int(0.2 * digits.RATE), np.float32)
+    audio, labels = [], []
+    for wav in sorted(folder.glob("*.wav"), key=lambda p: p.name.rsplit("_", 1)[-1]):
+        samples, rate = read_wav(wav)
+        word = resample(samples, rate, digits.RATE)[:, 0]
+        audio += [word, gap]
+        labels += [np.full(len(word), int(wav.name[0])), np.full(len(gap), -1)]
+    return (np.round(np.concatenate(audio) * 32767).astype(np.int16),
+            np.concatenate(labels))
+
+
+@pytest.fixture
+def jack_8k():
+    """A JACK server on the dummy backend at the demo's 8 kHz, stopped by its PID; yields this
+    process's sounddevice, re-initialised to see it (as tests/sources/test_microphone.py)."""
+    for tool in ("jackd", "jack_lsp", "jack_connect"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed (Debian jackd2)")
+    sounddevice = pytest.importorskip("sounddevice", exc_type=OSError)
+    server = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "8000",
+                               "-p", "200"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if subprocess.run(["jack_lsp"], capture_output=True, timeout=5).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("jackd did not come up within 10 s")
+        sounddevice._terminate()
+        sounddevice._initialize()
+        yield sounddevice
+    finally:
+        sounddevice._terminate()  # leave JACK before its server goes, or PortAudio aborts
+        os.kill(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
+        sounddevice._initialize()
+
+
+def jack_port(suffix: str) -> str:
+    """The one JACK port whose name ends with ``suffix``: ``:out_0`` is this process's player,
+    ``:in_0`` the demo's microphone (client names depend on which registered first)."""
+    ports = subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=5).stdout
+    found = [p for p in ports.split() if p.endswith(suffix)]
+    assert len(found) == 1, ports
+    return found[0]
+
+
+@pytest.mark.skipif(ESPEAK is None, reason="espeak-ng not installed (Debian espeak-ng)")
+def test_digits_mic_names_digits_played_into_a_jack_microphone(tmp_path, jack_8k):
+    learned = demo("digits", tmp_path, "--data", str(tmp_path / "absent"),
+                   "--recordings", "90")
+    audio, labels = spoken_digits(tmp_path / "heard", 2)
+    predictions = tmp_path / "predictions.jsonl"
+    listener = subprocess.Popen(
+        [sys.executable, "demos/digits.py", "--mic", "--device", "system, JACK", "--out",
+         str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    playing, position = False, 0
+
+    def play(out: np.ndarray, frames: int, time_info: object, status: object) -> None:
+        nonlocal position
+        n = min(frames, len(audio) - position) if playing else 0
+        out[:n, 0] = audio[position:position + n] / 32768
+        out[n:] = 0
+        position += n
+
+    try:
+        deadline = time.monotonic() + 120
+        while not (predictions.is_file() and predictions.stat().st_size):  # it is listening
+            assert listener.poll() is None and time.monotonic() < deadline, listener.stderr
+            time.sleep(0.1)
+        with jack_8k.OutputStream(device="system, JACK", samplerate=8000, blocksize=200,
+                                  channels=1, callback=play):
+            wire = subprocess.run(["jack_connect", jack_port(":out_0"), jack_port(":in_0")],
+                                  capture_output=True, text=True, timeout=5)
+            assert wire.returncode == 0, wire.stderr
+            frames_before = sum(len(json.loads(line)["pred"])
+                                for line in predictions.read_text().splitlines())
+            playing = True
+            time.sleep(len(audio) / digits.RATE + 0.5)
+        listener.send_signal(signal.SIGINT)  # Ctrl-C: final checkpoint, exit 0
+        stdout, stderr = listener.communicate(timeout=60)
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+            listener.wait()
+    assert listener.returncode == 0, stderr[-3000:]
+    heard = json.loads(stdout.strip().splitlines()[-1])
+    assert heard["mic"] and heard["stopped_by"] == "SIGINT"
+    assert heard["source"]["dropped"] == 0
+    rows = [json.loads(line) for line in predictions.read_text().splitlines()]
+    predicted = np.concatenate([np.ravel(row["pred"]) for row in rows])
+    # Every frame that reached the learner was predicted, in real time, continuing the run.
+    logmel = cfg.load(ROOT / "configs" / "digits.yaml").source.frontend[0].options
+    assert len(predicted) == heard["steps"] - learned["steps"] >= len(audio) / logmel["hop"]
+    assert sum(heard["heard"].values()) == len(predicted)
+    assert set(np.unique(predicted)) <= {0, 1, 2}
+    assert cli.describe_checkpoint(heard["checkpoint"])["counters"]["steps"] == heard["steps"]
+    assert (tmp_path / "mic-metrics.jsonl").read_text().strip()
+    # The digit at each frame's centre, give or take the ~0.1 s of the player's start.
+    frames = labels[logmel["n_fft"] // 2::logmel["hop"]]
+    said = predicted[frames_before:frames_before + len(frames)]
+    spoken = frames[: len(said)] >= 0
+    print(f"mic: {np.mean(said[spoken] == frames[: len(said)][spoken]):.1%} of "
+          f"{int(spoken.sum())} spoken frames named right (chance 33%)")
