@@ -4,6 +4,9 @@ A checkpoint is a plain dict of tensors and Python scalars saved with ``torch.sa
 with ``torch.load(weights_only=True)``, which refuses anything that would need code to rebuild.
 Writing goes to a temporary file in the same folder, fsynced, then renamed over the target (and
 the folder fsynced), so a crash leaves either the old file or the new one, never a torn one.
+A process killed mid-write (kill -9, the OOM killer) leaves its temporary file behind; the next
+write removes those whose process is gone, so a run that crashes again and again does not fill
+the disk. Temporary files are never read as checkpoints.
 """
 
 from __future__ import annotations
@@ -47,10 +50,25 @@ def check_signature(saved: dict[str, Any], net: RSNN) -> None:
                          f"{saved['recurrent']} in the checkpoint, {here['recurrent']} here")
 
 
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete ``.NAME.PID.tmp`` files next to ``path`` left by processes that no longer run."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:-4]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except PermissionError:
+            pass  # alive, another user's
+
+
 def write_atomic(payload: dict[str, Any], path: str | os.PathLike) -> Path:
     """Save ``payload`` to ``path`` via a fsynced temporary file and an atomic rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:

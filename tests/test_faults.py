@@ -1,16 +1,29 @@
-"""Numerical faults and fuzzed input: the learner keeps running and never trains on NaN."""
+"""Faults: numerical ones and fuzzed input (the learner keeps running and never trains on NaN),
+and crashes (``hypr-stream run`` killed with SIGKILL again and again resumes and finishes)."""
 
 from __future__ import annotations
 
 import copy
+import itertools
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import hypr_stream as hs
+from hypr_stream import checkpoint
 
 
 def make_learner(**kwargs) -> hs.StreamLearner:
@@ -96,3 +109,92 @@ def test_fuzzed_chunks_are_learned_or_refused_cleanly(values, dtype, y):
         assert out.shape == (x.shape[0], 2, 2)
         assert all(bool(torch.isfinite(s).all()) for s in learner.state)
     assert finite_weights(learner)
+
+
+# ---------------------------------------------------------------------- crashes
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+# At most 2000 steps/s, and no catching up after the learner was down, so a run's progress
+# between its start and its kill stays well under max_steps.
+SENSOR = """
+import sys, time
+from sources.synthetic import SensorSource
+from sources.zeromq import ZmqPusher
+with ZmqPusher(sys.argv[1]) as push:
+    for chunk in SensorSource(channels=6, classes=4, chunk_steps=50):
+        push.send(chunk.x, chunk.y, chunk.mask)
+        time.sleep(0.025)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _rows(path: Path) -> list[dict]:
+    """Every line of a JSON-lines file, parsed (a torn line fails the test)."""
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_run_killed_again_and_again_resumes_from_its_last_checkpoint_and_finishes(tmp_path):
+    """SIGKILL at random moments while a ZeroMQ sensor streams: each restart, with the same
+    config, resumes from the last checkpoint (which always loads), goes on with the live stream
+    where it is now (no replay: a later seq), and the last run reaches max_steps."""
+    endpoint = f"tcp://127.0.0.1:{_free_port()}"
+    ck, preds = tmp_path / "ck.pt", tmp_path / "pred.jsonl"
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({
+        "network": {"hidden": [8], "n_out": 4, "init_gain": 5.0,
+                    "model_options": {"variant": "exact"}},
+        "learner": {"lam": 50, "lr": 0.01},
+        "source": {"uri": f"zmq+{endpoint}", "options": {"timeout": 30}},
+        "checkpoint": {"path": str(ck), "every_steps": 200},
+        "output": {"predictions": str(preds), "metrics_jsonl": str(tmp_path / "m.jsonl"),
+                   "quiet": True},
+        "max_steps": 8000, "progress_every": 1000,
+    }))
+    sensor = subprocess.Popen([sys.executable, "-c", SENSOR, endpoint], cwd=ROOT, env=ENV)
+    rng = random.Random()
+    saved, segments, log = 0, [], []
+    try:
+        for _ in range(3):
+            before, started = len(_rows(preds)), time.monotonic()
+            run = subprocess.Popen([sys.executable, "-m", "hypr_stream", "run", str(config)],
+                                   cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 40
+            while len(_rows(preds)) < before + 5:  # learning: 250 steps in, a checkpoint made
+                assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+                time.sleep(0.05)
+            learning = time.monotonic() - started
+            delay = rng.uniform(0.0, 1.0)
+            time.sleep(delay)
+            run.send_signal(signal.SIGKILL)
+            err = run.communicate()[1]
+            assert run.returncode == -signal.SIGKILL, (log, err)
+            steps = checkpoint.read(ck)["stream"]["counters"]["steps"]  # loads: never torn
+            log.append(f"learning after {learning:.1f} s, killed {delay:.2f} s later, "
+                       f"checkpoint at step {steps}")
+            assert steps >= saved + 200, log
+            if saved:
+                assert f"resumed from {ck} at step {saved:,}" in err, (log, err)
+            segments.append(_rows(preds)[before:])
+            saved = steps
+            # What a kill mid-write leaves: a temporary file, never read as the checkpoint.
+            (tmp_path / f".ck.pt.{run.pid}.tmp").write_bytes(ck.read_bytes()[:100])
+        done = subprocess.run([sys.executable, "-m", "hypr_stream", "run", str(config)],
+                              cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60)
+    finally:
+        sensor.kill()
+        sensor.wait()
+    assert done.returncode == 0, done.stderr
+    assert f"resumed from {ck} at step {saved:,}" in done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["stopped_by"] == "max_steps" and summary["steps"] >= 8000
+    assert checkpoint.read(ck)["stream"]["counters"]["steps"] == summary["steps"]
+    segments.append(_rows(preds)[sum(map(len, segments)):])
+    for previous, resumed in itertools.pairwise(segments):  # the live stream went on
+        assert resumed[0]["seq"] > previous[-1]["seq"], log
+    assert not list(tmp_path.glob(".ck.pt.*.tmp"))  # the dead runs' temporaries are gone
