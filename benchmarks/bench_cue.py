@@ -16,7 +16,7 @@ yet seen. A run stops once ``--patience`` consecutive batches are all correct (s
 that the two agree in accuracy, since its cost per step is the larger one.
 
 Writes a table to stdout, JSON (configuration, seeds, curves, wall time per run) and a PNG of
-the learning curves; the JSON is rewritten after every run, so a stopped run keeps its rows.
+the learning curves; both are rewritten after every run, so a stopped run keeps its rows.
 """
 
 from __future__ import annotations
@@ -158,10 +158,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 print(f"{model} delay {delay} {method}: train {row['train_accuracy_last']:.1%} "
                       f"held-out {row['heldout_accuracy']:.1%} after {row['updates']} updates, "
                       f"{row['wall_seconds']:.0f} s", flush=True)
+                png = plot(out.with_suffix(".png"), result["runs"], args.batch)
+                result["plot"] = None if png is None else str(png)
                 write_json(out, result)
-    png = plot(out.with_suffix(".png"), result["runs"], args.batch)
-    result["plot"] = None if png is None else str(png)
-    write_json(out, result)
     print(table(result["runs"]))
     print(f"paper: {PAPER}")
     return result

@@ -17,7 +17,7 @@ all steps, each step a target), one step per batch, the gradient from
 every run. HYPR's λ changes speed, never the gradient (spec §4).
 
 Writes a table to stdout, JSON (configuration, seeds, curves, wall time per run) and a PNG of
-the validation curves; the JSON is rewritten after every (model, method), so a run stopped for
+the validation curves; both are rewritten after every (model, method), so a run stopped for
 time keeps the finished rows. Skips with a message (exit 0) when the data folder is absent.
 """
 
@@ -172,11 +172,20 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{'test':>6} {'wall s':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
-        size = "×".join(str(h) for h in [len(r["hidden"]), r["hidden"][0]])
+        size = f"{len(r['hidden'])}×{r['hidden'][0]}"
         lines.append(f"{r['model']:9} {size:>6} {r['method']:6} {r['lr']:6g} "
                      f"{r['best_epoch']:5d} {r['val_accuracy']:6.1%} {r['test_accuracy']:6.1%} "
                      f"{r['wall_seconds']:7.1f}")
     return "\n".join(lines)
+
+
+def plot(path: Path, rows: list[dict[str, Any]], majority: float) -> Path | None:
+    panels: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        panels.setdefault(f"{r['model']} {len(r['hidden'])}×{r['hidden'][0]}", []).append({
+            "label": f"{r['method']} (lr {r['lr']:g})",
+            "x": list(range(1, len(r["val_curve"]) + 1)), "y": r["val_curve"]})
+    return plot_panels(path, panels, "epoch", "validation per-step accuracy", majority)
 
 
 def gaps(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -224,16 +233,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"{model} {method}: validation {row['val_accuracy']:.1%} (epoch "
                   f"{row['best_epoch']}, lr {row['lr']:g}), test {row['test_accuracy']:.1%}, "
                   f"{row['wall_seconds']:.0f} s", flush=True)
+            png = plot(out.with_suffix(".png"), result["runs"], majority)
+            result["plot"] = None if png is None else str(png)
             write_json(out, result)
-    panels = {f"{r['model']} {'×'.join(map(str, r['hidden']))}": [] for r in result["runs"]}
-    for r in result["runs"]:
-        name = f"{r['model']} {'×'.join(map(str, r['hidden']))}"
-        panels[name].append({"label": f"{r['method']} (lr {r['lr']:g})",
-                             "x": list(range(1, len(r["val_curve"]) + 1)), "y": r["val_curve"]})
-    png = plot_panels(out.with_suffix(".png"), panels, "epoch", "validation per-step accuracy",
-                      majority)
-    result["plot"] = None if png is None else str(png)
-    write_json(out, result)
     print(table(result["runs"]))
     print(f"HYPR − BPTT (test, points): {result['gap_hypr_minus_bptt_points']}")
     print(f"majority class on test: {majority:.1%}; paper: {PAPER}")
