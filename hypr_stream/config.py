@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -170,6 +171,34 @@ def _got(value: Any) -> str:
     return "null" if value is None else f"{type(value).__name__} {value!r}"
 
 
+INT_LIMIT = 2**63  # torch and numpy take 64-bit integers; NaN, inf and beyond are typos
+MAX_DEPTH = 32
+
+
+def _height(value: Any, path: str, ancestors: set[int], heights: dict[int, int]) -> int:
+    """Levels of lists/mappings under ``value``; ConfigError for one that contains itself (a
+    YAML alias can make it) or nests over MAX_DEPTH deep, since copying the config, dumping it
+    and checkpointing it all recurse through it. Shared values (aliases) are walked once."""
+    if not isinstance(value, (dict, list)):
+        return 0
+    if id(value) in heights:
+        return heights[id(value)]
+    where = path or "config"
+    if id(value) in ancestors:
+        raise ConfigError(f"{where}: contains itself (a YAML alias to an enclosing value)")
+    if len(ancestors) >= MAX_DEPTH:
+        raise ConfigError(f"{where}: nested more than {MAX_DEPTH} levels deep")
+    ancestors.add(id(value))
+    if isinstance(value, dict):
+        children = [(f"{path}.{k}" if path else str(k), v) for k, v in value.items()]
+    else:
+        children = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    height = 1 + max((_height(v, at, ancestors, heights) for at, v in children), default=0)
+    ancestors.discard(id(value))
+    heights[id(value)] = height
+    return height
+
+
 def _convert(value: Any, tp: Any, path: str) -> Any:
     """``value`` checked against annotation ``tp``; ConfigError naming ``path`` if it is not."""
     origin = typing.get_origin(tp)
@@ -204,9 +233,13 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             return value
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if not -INT_LIMIT <= value < INT_LIMIT:
+                raise ConfigError(f"{path}: {value} does not fit a 64-bit integer")
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not -INT_LIMIT <= value < INT_LIMIT or not math.isfinite(value):
+                raise ConfigError(f"{path}: expected a finite number, got {_got(value)}")
             return float(value)
     elif tp is str:
         if isinstance(value, str):
@@ -422,14 +455,18 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None,
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config: no file {path}")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
+        try:  # bytes, so that bad UTF-8 is a YAML reader error too
+            data = yaml.safe_load(path.read_bytes())
+        except (yaml.YAMLError, ValueError, RecursionError) as err:
+            # ValueError: a timestamp no date has (2001-02-30); RecursionError: deep nesting
             raise ConfigError(f"config: {path} is not valid YAML: {err}") from None
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise ConfigError(f"config: expected a mapping at the top level, got {_got(data)}")
-    return from_dict(RunConfig, apply_overrides(data, overrides or []))
+    _height(data, "", set(), {})
+    data = apply_overrides(data, overrides or [])
+    _height(data, "", set(), {})
+    return from_dict(RunConfig, data)
 
 
 def dump(config: RunConfig) -> str:
