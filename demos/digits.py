@@ -1,4 +1,4 @@
-"""Spoken digits: audio -> log-mel -> spikes -> a spiking network (ALIF) that learns online to
+"""Spoken digits: audio -> log-mel -> spikes -> a spiking network (BRF) that learns online to
 name each digit (prequential: every frame is predicted before it is learned from).
 
     hypr-stream demo digits [--short] [--data ../shared/data/fsdd] [--mic [--device NAME]]
