@@ -201,8 +201,9 @@ class ZmqSource(Source):
                 self.denied += 1
                 if now - self._denial_logged >= LOG_EVERY:
                     self._denial_logged = now
-                    log.warning("zmq source %s refused a peer at the handshake (%d so far): "
-                                "wrong or no CURVE key", self.endpoint, self.denied)
+                    log.warning("zmq source %s: a peer failed the handshake (%d so far)%s",
+                                self.endpoint, self.denied,
+                                ": wrong or no CURVE key" if self._auth is not None else "")
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self._backoff = REDIAL_BACKOFF[0]
             elif self._dialled is not None and self._redial_at is None:
