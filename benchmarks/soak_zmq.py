@@ -18,10 +18,13 @@ injected on a schedule, one kind after another:
 A fault survives when at least ``SURVIVE_CHUNKS`` good chunks are learned after it and the
 weights stay finite; it is counted by the counter named in the table. RSS is sampled every 5 s;
 start is taken after warm-up. The default transport is ipc, whose kernel buffer (~200 KB) is
-small, so a stall of a few seconds overflows the high-water mark; over tcp loopback the kernel
-buffers a few MB more before anything drops.
+small: at 250 steps/s of 64 channels (64 KB/s) it and the high-water marks (20 messages each
+side) hold about 8 s, so a 12 s stall drops about 4 s of chunks; over tcp loopback the kernel
+buffers a few MB more before anything drops. Drops in the window of a fault that drops nothing
+by itself are reported as `dropped_while_behind` (the learner fell behind a busy CPU).
 
-    python benchmarks/soak_zmq.py --minutes 0.5     # quick check (all faults once)
+    python benchmarks/soak_zmq.py --minutes 0.5     # quick check: each fault once (its 6 s
+                                                    # stall is too short to drop anything)
     OMP_NUM_THREADS=1 nohup python benchmarks/soak_zmq.py --minutes 30 &
 """
 
