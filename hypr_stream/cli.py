@@ -465,13 +465,18 @@ def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, extra: list[str]) -> int:
-    found = sorted((ROOT / "benchmarks").glob("*.py"))
+    """``bench`` runs every ``bench_*.py`` in turn; ``bench NAME`` one script, including the
+    long-running ones outside that set (``soak_zmq``); modules starting with ``_`` are
+    shared code, not benchmarks."""
+    folder = ROOT / "benchmarks"
+    found = sorted(folder.glob("bench_*.py"))
     if args.list or not found:
-        print("\n".join(p.stem for p in found) or f"no benchmarks in {ROOT / 'benchmarks'}")
+        scripts = sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_"))
+        print("\n".join(scripts) or f"no benchmarks in {folder}")
         return 0
     if args.name:
         script = _script("benchmarks", args.name)
-        if script is None:
+        if script is None or script.name.startswith("_"):
             log(f"unknown benchmark {args.name!r}; expected one of {[p.stem for p in found]}")
             return 2
         found = [script]
