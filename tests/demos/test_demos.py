@@ -73,7 +73,8 @@ def test_sensors_over_zeromq_survive_a_publisher_restart(tmp_path):
                     reason="QTDB not in ../shared/data/qtdb")
 def test_ecg_short_learns_per_step_waves(tmp_path):
     result = demo("ecg", tmp_path)
-    assert result["accuracy_window"] >= result["chance"] + 0.2
+    assert result["accuracy_window"] >= result["chance"] + 0.3  # BRF: 85.0% against 37.0%
+    assert result["accuracy"] >= result["chance"] + 0.15  # 59.5%, all steps from the first
     assert_outputs(result, tmp_path)
 
 
@@ -86,7 +87,8 @@ def test_ecg_skips_cleanly_without_data(tmp_path):
                     reason="FSDD not in ../shared/data/fsdd")
 def test_digits_short_learns_to_name_digits(tmp_path):
     result = demo("digits", tmp_path)
-    assert result["accuracy_window"] >= result["chance"] + 0.1
+    assert result["accuracy_window"] >= result["chance"] + 0.25  # BRF: 76.6% against 33.3%
+    assert result["accuracy"] >= result["chance"] + 0.1  # 50.2%
     assert_outputs(result, tmp_path)
 
 
@@ -95,7 +97,8 @@ def test_digits_without_fsdd_learns_from_words_spoken_by_espeak_ng(tmp_path):
     result = demo("digits", tmp_path, "--data", str(tmp_path / "absent"))
     assert result["recordings"] == "espeak-ng"
     assert len(list((tmp_path / "espeak").glob("[012]_*.wav"))) == 300
-    assert result["accuracy_window"] >= result["chance"] + 0.15
+    assert result["accuracy_window"] >= result["chance"] + 0.3  # BRF: 92.9% against 33.3%
+    assert result["accuracy"] >= result["chance"] + 0.2  # 66.0%
     assert_outputs(result, tmp_path)
 
 
