@@ -1,13 +1,14 @@
 """Spoken digits: audio -> log-mel -> spikes -> a spiking network (BRF) that learns online to
 name each digit (prequential: every frame is predicted before it is learned from).
 
-    hypr-stream demo digits [--short] [--data ../shared/data/fsdd] [--mic [--device NAME]]
+    hypr-stream demo digits [--short] [--data ../shared/data/fsdd] [--recordings N]
+    hypr-stream demo digits --mic [--device NAME] [--seconds S]
 
 The recordings are FSDD's (8 kHz) when --data holds them; otherwise the words "zero".."nine" are
 synthesised offline with espeak-ng in many voices, speeds and pitches (resampled to 8 kHz by the
 source), so the demo runs on any machine with espeak-ng. --short streams digits 0-2 only.
 
---mic feeds the same pipeline from a live microphone (mic:?rate=8000) and continues from the
+--mic feeds the same pipeline from a live microphone (mic:NAME?rate=8000) and continues from the
 checkpoint in --out, which a run without --mic writes first. A microphone carries no labels, so
 there the network only predicts: each frame's digit goes to OUT/predictions.jsonl, and nothing is
 scored. (The learner still runs its update rule on label-free frames; with no targets the
@@ -33,7 +34,7 @@ import numpy as np
 from sources.files import read_wav
 
 RATE = 8000
-FRAMES_PER_RECORDING = 40  # FSDD's, at a 10 ms hop (espeak-ng's, trimmed, about 45)
+FRAMES_PER_RECORDING = 40  # FSDD's, at a 10 ms hop (espeak-ng's, trimmed, about 42)
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # espeak-ng's English accents and voice variants (both ship with espeak-ng-data; the mbrola
 # voices are a separate package, so they are not used).
