@@ -119,6 +119,18 @@ def listen(out: Path, device: str, seconds: float | None, overrides: list[str]) 
         print(f"no checkpoint in {out}: run `hypr-stream demo digits --out {out}` first, so "
               "that the network has learned the digits", file=sys.stderr, flush=True)
         sys.exit(2)
+    try:
+        import sounddevice
+    except OSError as err:
+        print(f"--mic needs PortAudio ({err}); Debian: apt-get install libportaudio2",
+              file=sys.stderr, flush=True)
+        sys.exit(2)
+    try:
+        sounddevice.query_devices(device or None, kind="input")
+    except (ValueError, sounddevice.PortAudioError) as err:
+        print(f"no input device {device or '(default)'}: {err}; pass --device NAME "
+              "(`python -m sounddevice` lists them)", file=sys.stderr, flush=True)
+        sys.exit(2)
     predictions = out / "predictions.jsonl"
     predictions.unlink(missing_ok=True)
     result = _demo.run("digits", out, [
