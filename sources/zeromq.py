@@ -181,6 +181,8 @@ class ZmqSource(Source):
         self._socket.curve_server = True
 
     def _release(self) -> None:
+        if self._socket.closed:  # released already: close() may run more than once
+            return
         if self._monitor is not None:
             self._socket.disable_monitor()
             self._monitor.close(linger=0)
