@@ -287,11 +287,14 @@ class StreamLearner:
                                           in zip(e, (0, 2), strict=True)))
                                 for e in self.eligibility]
         self.prequential.commit(Scores.of(run.outputs, targets))
-        if self._grad is None:
-            self._grad = grads
-        else:
-            for name, g in grads.items():
-                self._grad[name] += g
+        # A block without targets adds nothing: an optimizer step on its zero gradient would
+        # still move the weights (Adam's momentum), e.g. while predicting from a microphone.
+        if bool(targets.mask.any()):
+            if self._grad is None:
+                self._grad = grads
+            else:
+                for name, g in grads.items():
+                    self._grad[name] += g
         self.counters["blocks"] += 1
         self._blocks_since_update += 1
         if allow_update and self.update_every and self._blocks_since_update >= self.update_every:

@@ -158,6 +158,21 @@ def test_predict_learns_nothing_and_leaves_learning_state_alone():
     assert torch.equal(first, expected) and torch.equal(second, again)  # state carried
 
 
+def test_chunks_without_targets_leave_the_weights_alone_even_under_adam():
+    """Unlabelled steps (a live microphone after training) give a zero gradient; an Adam step
+    on it would still move the weights by its momentum, so no step is taken."""
+    x, y = stream(30, 2, torch.float64)
+    learner = hs.StreamLearner(make_net(), lam=5, lr=1e-2, optimizer="adam", device="cpu")
+    learner.learn(x[:10], y[:10])
+    updates, weights = learner.counters["updates"], copy.deepcopy(learner.net.state_dict())
+    assert updates == 2
+    learner.learn(x[10:], torch.full_like(y[10:], -1))
+    learner.flush()
+    assert learner.counters["updates"] == updates
+    for name, value in learner.net.state_dict().items():
+        assert torch.equal(value, weights[name]), name
+
+
 def test_single_stream_input_gives_single_stream_output():
     learner = hs.StreamLearner(make_net(), lam=4, device="cpu")
     x, y = stream(9, 1, torch.float64)
