@@ -11,9 +11,7 @@ source), so the demo runs on any machine with espeak-ng. --short streams digits 
 --mic feeds the same pipeline from a live microphone (mic:NAME?rate=8000) and continues from the
 checkpoint in --out, which a run without --mic writes first. A microphone carries no labels, so
 there the network only predicts: each frame's digit goes to OUT/predictions.jsonl, and nothing is
-scored. (The learner still runs its update rule on label-free frames; with no targets the
-gradient is zero, but Adam's momentum from the file run keeps moving the weights for a few dozen
-updates.)
+scored, and the weights stay as learned (blocks without targets take no optimizer step).
 """
 
 from __future__ import annotations
