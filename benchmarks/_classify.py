@@ -170,8 +170,10 @@ def train_pair(label: str, build: Callable[[], RSNN], rule: str, protocol: Proto
         "val_accuracy": chosen.best_val, "test_accuracy": test_result["accuracy"],
         "test_loss": test_result["loss"], "wall_s": round(time.perf_counter() - started, 1),
         "curve": chosen.curve,
-        "sweep": [{"lr": t.lr, "best_val_accuracy": t.best_val,
-                   "curve": t.curve[:protocol.sweep_epochs]} for t in sweep],
+        "sweep": [{"lr": t.lr, "best_val_accuracy": max(
+                       (row["val_accuracy"] for row in t.curve[:protocol.sweep_epochs]),
+                       default=None), "curve": t.curve[:protocol.sweep_epochs]}
+                  for t in sweep],
         "parameters": sum(p.numel() for p in chosen.net.parameters()),
     }
     if cut_short:

@@ -146,11 +146,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "fsdd"),
                    help="FSDD folder (with recordings/)")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/"
-                   "digits[_NEURON][_short].json); the PNG goes beside it")
+                   "digits[_NEURON][_seedN][_short].json); the PNG goes beside it")
     p.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "hypr_bench_cache"),
                    help="where the log-mel frames are cached")
     p.add_argument("--neurons", nargs="+", default=["brf", "alif"], choices=["brf", "alif"])
     p.add_argument("--rules", nargs="+", default=["hypr", "bptt"], choices=["hypr", "bptt"])
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the "
+                   "batch order (the splits are fixed by recording index)")
+    p.add_argument("--lr", type=float, default=None, help="one learning rate and no sweep, to "
+                   "repeat a configuration chosen earlier on the validation split")
     args = p.parse_args(argv)
     folder = Path(args.data) / "recordings"
     if not folder.is_dir():
@@ -159,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     torch.set_num_threads(1)
     config = SHORT if args.short else FULL
     name = "digits" + "".join(f"_{n}" for n in args.neurons if len(args.neurons) == 1)
-    name += "_short" if args.short else ""
+    name += (f"_seed{args.seed}" if args.seed else "") + ("_short" if args.short else "")
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"{name}.json"
     started = time.perf_counter()
     bounds = [config[f"{name}_indices"] for name in ("train", "val", "test")]
@@ -167,7 +171,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     splits, data = spike_splits(logmel_frames(folder, Path(args.cache), indices), config)
     print(f"FSDD: {data['train']} train / {data['val']} val / {data['test']} test recordings, "
           f"{data['input_channels']} spike channels, T = {config['steps']}", flush=True)
-    protocol = Protocol(**{**config["protocol"], "lrs": tuple(config["protocol"]["lrs"]),
+    settings = {**config["protocol"], "seed": args.seed}
+    if args.lr is not None:
+        settings.update(lrs=[args.lr], sweep_epochs=0)
+    protocol = Protocol(**{**settings, "lrs": tuple(settings["lrs"]),
                            "mask_from": config["mask_from"]})
     # A fixed random 300 of the training split (the files come sorted by digit).
     pick = torch.randperm(len(splits["train"]), generator=torch.Generator().manual_seed(1))[:300]
@@ -196,7 +203,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
                    "loss": "per-step cross-entropy on steps >= mask_from; class = argmax of "
                            "logits summed over those steps",
                    "optimizer": "Adam, global-norm clip, constrain_ after each step",
-                   "seeds": {"init_and_order": protocol.seed}},
+                   "seeds": {"init_and_order": protocol.seed},
+                   "lr_fixed_by_flag": args.lr is not None},
         "paper": {"task": "SHD (not FSDD): BRF test accuracy from the spec; ALIF's numbers "
                           "are not in the spec", "numbers": PAPER_SHD},
         "runs": runs, "gap_points": gaps(runs),
