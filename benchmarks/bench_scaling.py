@@ -307,8 +307,9 @@ def report(rows: list[dict], fits: dict, lengths: tuple[int, ...], args: argpars
             "HYPR do not depend on T; full BPTT's prefix is what fits in half the available "
             "memory). Peak memory is what one gradients() call adds to the process; that call "
             "takes the whole sequence and builds its targets from y ([T, B] int64 plus bool "
-            "masks), so even HYPR's peak holds O(T·B) bytes (~0.15-0.3 MiB per 1000 steps at "
-            "B = 16) beside its constant state; the streaming learner sees chunks instead.",
+            "masks), so even HYPR's peak holds O(T·B) bytes beside its constant state (the "
+            "targets alone ~0.14 MiB per 1000 steps at B = 16); the streaming learner sees "
+            "chunks instead.",
             "", *lines, ""]
     for name, claim in verdicts.items():
         text.append(f"- **{claim['verdict']}** {name}: {claim['claim']} (rule: {claim['rule']})")
@@ -318,6 +319,15 @@ def report(rows: list[dict], fits: dict, lengths: tuple[int, ...], args: argpars
                     f"{curve['best']}× at λ={curve['best_lambda']}")
     for key, v in verdicts["memory"]["hypr"].items():
         text.append(f"  - hypr {key}: peak {v}")
+    growth = {k: max(vv for kk, vv in v.items() if kk.startswith("MiB_per_1000"))
+              for k, v in verdicts["memory"]["hypr"].items()}
+    bptt_slopes = [v["MiB_per_1000_steps"] for v in verdicts["memory"]["bptt_full"].values()]
+    if growth and bptt_slopes:
+        worst = max(growth, key=growth.__getitem__)
+        text.append(f"  - hypr's largest growth per 1000 steps (T={lengths[-2]} to "
+                    f"{lengths[-1]}): {growth[worst]} MiB ({worst}); full BPTT's smallest: "
+                    f"{min(bptt_slopes)} MiB, {min(bptt_slopes) / max(growth[worst], 1e-9):.0f}× "
+                    f"more")
     for key, v in verdicts["memory"]["bptt_full"].items():
         text.append(f"  - bptt full {key}: {v['MiB_per_1000_steps']} MiB per 1000 steps, runs "
                     f"{v['runs']}; predicted at T={lengths[-1]}: {v['predicted_peak_MiB_at_T']} "
