@@ -69,13 +69,14 @@ M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 QUIET_CORES = 0.3  # wait before a configuration while the rest of the machine keeps more busy
 
 # Steps run for configurations too slow to run in full: (method, λ or window) -> {T: steps}.
-# Full BPTT's backward is quadratic in T here (each step's `current[t]` in SpikingLayer.run
-# back-propagates a zero-filled [T, B, N] gradient): 4 s at T = 1000, 50 s at 2000, hours at
-# 10000. Its long row is full BPTT over the first 2000 steps.
+# Full BPTT keeps the whole graph: about 1.1 GiB per 1000 steps at this size, so its long row
+# runs the first 5000 steps (its memory is linear in the steps run; bench_scaling fits the line).
+# Until commit 231e576 its backward was also quadratic in T (x[t] in SpikingLayer.run), which
+# the results of 2026-11-29 before that commit show.
 PREFIX = {("eprop", None): {1000: 1000, 10000: 2000},
           ("hypr", 1): {1000: 200, 10000: 400},
           ("hypr", 10): {1000: 1000, 10000: 2000},
-          ("bptt", None): {10000: 2000}}
+          ("bptt", None): {10000: 5000}}
 SHORT_PREFIX = {("eprop", None): {200: 30, 1000: 50}}
 
 
