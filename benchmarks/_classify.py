@@ -136,8 +136,14 @@ class Trainer:
 
 
 def train_pair(label: str, build: Callable[[], RSNN], rule: str, protocol: Protocol,
-               train: Split, val: Split, test: Split, probe: Split) -> dict[str, Any]:
-    """Sweep the learning rates, continue the best to `epochs`, test the best epoch once."""
+               train: Split, val: Split, test: Split, probe: Split,
+               max_epochs: int | None = None) -> dict[str, Any]:
+    """Sweep the learning rates, continue the best to `epochs`, test the best epoch once.
+
+    `max_epochs` stops at that many epochs: when the budget cut a rule short, the rules after it
+    get no more epochs than it had, so a lighter CPU load later cannot favour one rule.
+    """
+    epochs = protocol.epochs if max_epochs is None else min(protocol.epochs, max_epochs)
     started = time.perf_counter()
     deadline = started + protocol.budget_s
     cut_short: str | None = None
@@ -153,7 +159,7 @@ def train_pair(label: str, build: Callable[[], RSNN], rule: str, protocol: Proto
             cut_short = f"budget of {protocol.budget_s:.0f} s spent during the learning-rate sweep"
             break
     chosen = max(sweep, key=lambda t: t.best_val)  # first of equals: the lower lr listed first
-    while cut_short is None and len(chosen.curve) < protocol.epochs:
+    while cut_short is None and len(chosen.curve) < epochs:
         if time.perf_counter() > deadline:
             cut_short = (f"budget of {protocol.budget_s:.0f} s per (neuron, rule) spent after "
                          f"{len(chosen.curve)} of {protocol.epochs} epochs (shared 2-core CPU)")
@@ -178,9 +184,17 @@ def train_pair(label: str, build: Callable[[], RSNN], rule: str, protocol: Proto
     }
     if cut_short:
         result["cut_short"] = cut_short
+    elif epochs < protocol.epochs:
+        result["cut_short"] = (f"capped at {epochs} of {protocol.epochs} epochs to match an "
+                               "earlier rule that the budget cut short")
     print(f"{label} {rule}: test {100 * result['test_accuracy']:.2f}% (lr {chosen.lr:g}, epoch "
           f"{chosen.best_epoch}/{len(chosen.curve)}, {result['wall_s']:.0f} s)", flush=True)
     return result
+
+
+def epoch_cap(runs: list[dict[str, Any]]) -> int | None:
+    """The fewest epochs any earlier run was cut short at (None if none was)."""
+    return min((r["epochs_run"] for r in runs if "cut_short" in r), default=None)
 
 
 def environment() -> dict[str, Any]:

@@ -39,6 +39,7 @@ from _classify import (  # noqa: E402
     Protocol,
     Split,
     environment,
+    epoch_cap,
     gaps,
     plot_curves,
     print_table,
@@ -188,9 +189,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
                         recurrent=True, readout="li", init_gain=spec["init_gain"],
                         **spec["options"])
 
+        pair: list[dict[str, Any]] = []
         for rule in args.rules:
-            runs.append(train_pair(neuron, build, rule, protocol, splits["train"], splits["val"],
-                                   splits["test"], probe))
+            pair.append(train_pair(neuron, build, rule, protocol, splits["train"], splits["val"],
+                                   splits["test"], probe, epoch_cap(pair)))
+        runs += pair
     result = {
         "benchmark": "digits", "short": args.short, **environment(),
         "task": "FSDD spoken digits as a stand-in for SHD (SHD is not available here)",

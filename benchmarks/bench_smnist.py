@@ -38,6 +38,7 @@ from _classify import (  # noqa: E402
     Protocol,
     Split,
     environment,
+    epoch_cap,
     gaps,
     plot_curves,
     print_table,
@@ -151,8 +152,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         return RSNN(width, [config["hidden"]], 10, neuron=spec["name"], recurrent=True,
                     readout="li", init_gain=spec["init_gain"], **spec["options"])
 
-    runs = [train_pair(spec["name"], build, rule, protocol, splits["train"], splits["val"],
-                       splits["test"], probe) for rule in args.rules]
+    runs: list[dict[str, Any]] = []
+    for rule in args.rules:
+        runs.append(train_pair(spec["name"], build, rule, protocol, splits["train"],
+                               splits["val"], splits["test"], probe, epoch_cap(runs)))
     result = {
         "benchmark": name, "short": args.short, **environment(),
         "task": ("sequential MNIST, pixel by pixel (784 steps x 1)" if not rows else
