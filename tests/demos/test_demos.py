@@ -26,6 +26,7 @@ import pytest
 from hypr_stream import cli
 from hypr_stream import config as cfg
 from sources.files import read_wav, resample
+from tests.jack import jack_server
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
@@ -137,29 +138,9 @@ def spoken_digits(folder: Path, words: int) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture
 def jack_8k():
-    """A JACK server on the dummy backend at the demo's 8 kHz, stopped by its PID; yields this
-    process's sounddevice, re-initialised to see it (as tests/sources/test_microphone.py)."""
-    for tool in ("jackd", "jack_lsp", "jack_connect"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not installed (Debian jackd2)")
-    sounddevice = pytest.importorskip("sounddevice", exc_type=OSError)
-    server = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "8000",
-                               "-p", "200"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            if subprocess.run(["jack_lsp"], capture_output=True, timeout=5).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("jackd did not come up within 10 s")
-        sounddevice._terminate()
-        sounddevice._initialize()
+    """A JACK server at the demo's 8 kHz; yields this process's sounddevice, which sees it."""
+    with jack_server(rate=8000, period=200) as sounddevice:
         yield sounddevice
-    finally:
-        sounddevice._terminate()  # leave JACK before its server goes, or PortAudio aborts
-        os.kill(server.pid, signal.SIGTERM)
-        server.wait(timeout=10)
-        sounddevice._initialize()
 
 
 def jack_port(suffix: str) -> str:

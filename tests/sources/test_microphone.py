@@ -11,7 +11,6 @@ is skipped, with the reason, where its part is absent.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 
 from sources import open_source
 from sources.files import read_wav
+from tests.jack import jack_server
 from tests.sources.conftest import fsdd_files
 
 try:
@@ -95,31 +95,13 @@ def test_a_slow_consumer_loses_blocks_that_are_counted(virtual_mic: np.ndarray) 
 
 
 @pytest.fixture
-def jack_server():
-    """A JACK server on the dummy backend (16 kHz, 256-frame periods), stopped by its PID."""
-    for tool in ("jackd", "jack_lsp", "jack_connect"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not installed (Debian jackd2)")
-    server = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "16000",
-                               "-p", "256"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            if subprocess.run(["jack_lsp"], capture_output=True, timeout=5).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("jackd did not come up within 10 s")
-        sounddevice._terminate()  # let PortAudio find the JACK host API now that a server runs
-        sounddevice._initialize()
-        yield server.pid
-    finally:
-        sounddevice._terminate()  # leave JACK before its server goes, or PortAudio aborts
-        os.kill(server.pid, 15)
-        server.wait(timeout=10)
-        sounddevice._initialize()
+def jack_16k():
+    """A JACK server on the dummy backend (16 kHz, 256-frame periods)."""
+    with jack_server(rate=16000, period=256):
+        yield
 
 
-def test_microphone_on_jack_receives_a_played_recording(jack_server: int) -> None:
+def test_microphone_on_jack_receives_a_played_recording(jack_16k: None) -> None:
     t = np.arange(16000) / 16000
     recording = (0.5 * np.sin(2 * np.pi * (200 + 800 * t) * t)).astype(np.float32)
     position = 0
