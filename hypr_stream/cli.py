@@ -147,13 +147,15 @@ def for_rank(config: cfg.RunConfig, rank: int, world: int) -> cfg.RunConfig:
     from .distributed import rank_path
 
     def own(path: str | None) -> str | None:
-        if path is None or "{rank}" in path:
-            return None if path is None else path.replace("{rank}", str(rank))
+        if path is None:
+            return None
+        if "{rank}" in path:
+            return path.replace("{rank}", str(rank))
         return path if rank == 0 else str(rank_path(path, rank))
 
     out = config.output
-    if out.predictions and out.predictions.startswith("zmq+") and "{rank}" not in \
-            out.predictions and world > 1:
+    zmq_out = bool(out.predictions) and out.predictions.startswith("zmq+")
+    if world > 1 and zmq_out and "{rank}" not in out.predictions:
         raise ValueError("output.predictions: under torchrun every rank publishes its own "
                          "predictions; put {rank} in the endpoint, e.g. "
                          "zmq+tcp://127.0.0.1:600{rank}")
@@ -219,10 +221,10 @@ def run(config: cfg.RunConfig) -> dict[str, Any]:
     """
     from .distributed import init_from_env
 
-    group = None
+    rank, world, group = 0, 1, None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         rank, world, group = init_from_env(timeout_s=config.distributed.timeout_s)
-        config = for_rank(config, rank, world)
+    config = for_rank(config, rank, world)  # a plain launch is rank 0 of 1
     try:
         return _run(config, group)
     finally:
@@ -439,7 +441,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, TypeError, PeerFailure, WeightsDiverged) as err:
         log(f"error: {err}")
         return 1
-    print(json.dumps(summary), flush=True)
+    # One write: under torchrun every rank's summary goes to the same pipe, and print() writes
+    # the line and its newline separately when stdout is unbuffered, so lines could interleave.
+    sys.stdout.write(json.dumps(summary) + "\n")
+    sys.stdout.flush()
     return 0
 
 
