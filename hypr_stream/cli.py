@@ -527,6 +527,14 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser().parse_known_args(argv)
     if extra and args.command not in ("demo", "bench"):
         parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "run" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        code = cmd_run(args)
+        # Under torchrun the process group is destroyed by now and every output written.
+        # Interpreter finalization can still abort in gloo's thread teardown (SIGABRT,
+        # pytorch/pytorch#190489), which torchrun would report as a failed rank: skip it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     if args.command == "run":
         return cmd_run(args)
     if args.command == "demo":
