@@ -17,7 +17,6 @@ says so ("cut_short"), rather than silently reporting a shorter run as the plann
 from __future__ import annotations
 
 import copy
-import json
 import platform
 import subprocess
 import time
@@ -27,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _train import train_step, write_json
 from torch import Tensor
 
 from hypr_stream import RSNN
-from hypr_stream.functional import gradients
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,17 +108,11 @@ class Trainer:
     def epoch(self) -> dict[str, float]:
         """One pass over the training split in a seeded order; appends to and returns the curve."""
         p, started = self.protocol, time.perf_counter()
-        names = dict(self.net.named_parameters())
         order = torch.randperm(len(self.train), generator=self.order)
         for start in range(0, len(order), p.batch):
             x, labels = self.train.batch(order[start:start + p.batch])
             y, mask = step_targets(labels, x.shape[0], p.mask_from)
-            grads = gradients(self.net, x, y, mask, rule=self.rule)
-            for name, g in grads.items():
-                names[name].grad = g
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), p.clip)
-            self.optimizer.step()
-            self.net.constrain_()
+            train_step(self.net, self.optimizer, x, y, mask, self.rule, lam=None, clip=p.clip)
         train_s = time.perf_counter() - started
         val, probe = evaluate(self.net, self.val, p.mask_from), evaluate(self.net, self.probe,
                                                                           p.mask_from)
@@ -271,7 +264,7 @@ def plot_curves(runs: list[dict[str, Any]], title: str, path: Path) -> Path | No
 
 
 def write_result(result: dict[str, Any], path: Path) -> Path:
-    """The JSON record, indented (it is read by people as much as by tests)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    """The JSON record, indented (it is read by people as much as by tests), written
+    atomically."""
+    write_json(path, result)
     return path

@@ -1,4 +1,5 @@
-"""Shared by the accuracy benchmarks (bench_cue.py, bench_ecg.py): one optimizer step under any
+"""Shared by the accuracy benchmarks (bench_cue.py, bench_ecg.py, and through _classify.py
+bench_digits.py, bench_smnist.py): one optimizer step under any
 rule, the provenance written beside every result, and the learning-curve plot.
 
 Every rule goes through ``hypr_stream.functional.gradients`` so that HYPR, e-prop and BPTT see
@@ -27,7 +28,7 @@ CLIP = 10.0  # global-norm clip before every step, as StreamLearner does by defa
 
 
 def train_step(net: RSNN, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor,
-               mask: Tensor | None, rule: str, lam: int | None) -> None:
+               mask: Tensor | None, rule: str, lam: int | None, clip: float = CLIP) -> None:
     """One Adam step on the batch: x [T, B, n_in], y [T, B] class indices (−1: no target).
 
     ``lam`` is HYPR's subsequence length (ignored by the other rules); it changes speed and
@@ -37,7 +38,7 @@ def train_step(net: RSNN, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor
     grads = gradients(net, x, y, mask, rule=rule, lam=lam if rule == "hypr" else None)
     for name, p in net.named_parameters():
         p.grad = grads[name]
-    torch.nn.utils.clip_grad_norm_(net.parameters(), CLIP)
+    torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     net.constrain_()
